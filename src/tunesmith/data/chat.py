@@ -1,0 +1,162 @@
+"""Rows of OpenAI's chat fine-tuning format (and the older prompt/completion format), checked the
+way OpenAI's data-preparation guide checks them.
+
+    {"messages": [{"role": "system", "content": "..."},
+                  {"role": "user", "content": "..."},
+                  {"role": "assistant", "content": "...", "weight": 1}]}
+
+The error codes are the guide's own (`data_type`, `missing_messages_list`, `message_missing_key`,
+`message_unrecognized_key`, `unrecognized_role`, `missing_content`,
+`example_missing_assistant_message`), plus a few of ours (`invalid_weight`, `empty_target`,
+`nothing_to_learn`).
+"""
+
+from __future__ import annotations
+
+from tunesmith.data.examples import Example, Message
+from tunesmith.data.issues import Issue, describe_type, warning
+
+ROLES = ("system", "user", "assistant", "function", "tool", "developer")
+MESSAGE_KEYS = {"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id",
+                "refusal"}
+ROW_KEYS = {"messages", "tools", "functions", "parallel_tool_calls", "metadata"}
+COMPLETION_KEYS = {"prompt", "completion", "metadata"}
+
+
+def parse_chat_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]:
+    """Check one chat row; return its `Example` (None if it has errors) and every issue found."""
+    if not isinstance(obj, dict):
+        return None, [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.",
+                            line)]
+    issues: list[Issue] = []
+    for key in sorted(set(obj) - ROW_KEYS):
+        issues.append(warning("unrecognized_key", f"unknown key '{key}' is ignored.", line, key))
+    raw = obj.get("messages")
+    if not isinstance(raw, list) or not raw:
+        got = "missing" if raw is None else ("empty" if raw == [] else describe_type(raw))
+        issues.append(Issue("missing_messages_list", f"'messages' must be a non-empty list ({got}).",
+                            line, "messages"))
+        return None, issues
+    messages: list[Message] = []
+    for i, m in enumerate(raw):
+        msg, found = _parse_message(m, f"messages[{i}]", line)
+        issues += found
+        if msg is not None:
+            messages.append(msg)
+    if any(i.severity == "error" for i in issues):
+        return None, issues
+    assistants = [m for m in messages if m.role == "assistant"]
+    if not assistants:
+        issues.append(Issue("example_missing_assistant_message",
+                            "no assistant message: there is nothing to learn.", line, "messages"))
+    elif all(m.weight == 0 for m in assistants):
+        issues.append(Issue("nothing_to_learn",
+                            "every assistant message has weight 0: there is nothing to learn.",
+                            line, "messages"))
+    else:
+        for i, m in enumerate(messages):
+            if m.role == "assistant" and m.weight != 0 and not m.content.strip():
+                issues.append(Issue("empty_target", "the assistant's answer is empty.", line,
+                                    f"messages[{i}].content"))
+    if any(i.severity == "error" for i in issues):
+        return None, issues
+    return Example(line, messages), issues
+
+
+def _parse_message(m: object, where: str, line: int) -> tuple[Message | None, list[Issue]]:
+    if not isinstance(m, dict):
+        return None, [Issue("data_type", f"a message must be an object, got {describe_type(m)}.",
+                            line, where)]
+    issues: list[Issue] = []
+    if "role" not in m or "content" not in m:
+        missing = "role" if "role" not in m else "content"
+        issues.append(Issue("message_missing_key", f"the message has no '{missing}'.", line,
+                            f"{where}.{missing}"))
+    for key in sorted(set(m) - MESSAGE_KEYS):
+        issues.append(Issue("message_unrecognized_key", f"unknown message key '{key}'.", line,
+                            f"{where}.{key}"))
+    role = m.get("role")
+    if "role" in m and role not in ROLES:
+        shown = role if isinstance(role, str) else describe_type(role)
+        issues.append(Issue("unrecognized_role",
+                            f"unknown role '{shown}'; expected one of {', '.join(ROLES)}.",
+                            line, f"{where}.role"))
+    content = m.get("content")
+    has_call = bool(m.get("tool_calls") or m.get("function_call"))
+    text: str | None
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list) and content and all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            for p in content):
+        text = "".join(p["text"] for p in content)  # content parts, text only
+    elif content is None and has_call:
+        text = ""
+    else:
+        text = None
+        if "content" in m:
+            what = ("a list with non-text parts" if isinstance(content, list)
+                    else describe_type(content))
+            issues.append(Issue("missing_content", f"content must be a string, got {what}.",
+                                line, f"{where}.content"))
+    weight = m.get("weight")
+    if "weight" in m and (weight not in (0, 1) or isinstance(weight, bool)):
+        issues.append(Issue("invalid_weight", f"weight must be 0 or 1, got {weight!r}.", line,
+                            f"{where}.weight"))
+    elif "weight" in m and role != "assistant":
+        issues.append(warning("weight_ignored", "weight only applies to assistant messages.",
+                              line, f"{where}.weight"))
+    if issues and any(i.severity == "error" for i in issues):
+        return None, issues
+    return Message(str(role), text or "", weight if role == "assistant" else None), issues
+
+
+def parse_completion_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]:
+    """Check one prompt/completion row: {"prompt": "...", "completion": "..."}."""
+    if not isinstance(obj, dict):
+        return None, [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.",
+                            line)]
+    issues: list[Issue] = []
+    for key in sorted(set(obj) - COMPLETION_KEYS):
+        issues.append(warning("unrecognized_key", f"unknown key '{key}' is ignored.", line, key))
+    for key in ("prompt", "completion"):
+        value = obj.get(key)
+        if key not in obj:
+            issues.append(Issue("missing_field", f"the row has no '{key}'.", line, key))
+        elif not isinstance(value, str):
+            issues.append(Issue("invalid_type", f"'{key}' must be a string, got {describe_type(value)}.",
+                                line, key))
+    if any(i.severity == "error" for i in issues):
+        return None, issues
+    if not obj["completion"].strip():
+        issues.append(Issue("empty_target", "the completion is empty.", line, "completion"))
+        return None, issues
+    messages = [Message("user", obj["prompt"]), Message("assistant", obj["completion"])]
+    return Example(line, messages), issues
+
+
+ALPACA_KEYS = {"instruction", "input", "output", "id", "metadata"}
+
+
+def parse_alpaca_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]:
+    """Check one Alpaca-style row: {"instruction": ..., "input": ... (optional), "output": ...}.
+    The user message is the instruction, then a blank line and the input when there is one."""
+    if not isinstance(obj, dict):
+        return None, [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.",
+                            line)]
+    issues: list[Issue] = []
+    for key in sorted(set(obj) - ALPACA_KEYS):
+        issues.append(warning("unrecognized_key", f"unknown key '{key}' is ignored.", line, key))
+    for key in ("instruction", "input", "output"):
+        value = obj.get(key, "" if key == "input" else None)
+        if value is None and key not in obj:
+            issues.append(Issue("missing_field", f"the row has no '{key}'.", line, key))
+        elif not isinstance(value, str):
+            issues.append(Issue("invalid_type", f"'{key}' must be a string, got {describe_type(value)}.",
+                                line, key))
+    if any(i.severity == "error" for i in issues):
+        return None, issues
+    if not obj["output"].strip():
+        return None, issues + [Issue("empty_target", "the output is empty.", line, "output")]
+    prompt = obj["instruction"] + (f"\n\n{obj['input']}" if obj.get("input", "").strip() else "")
+    return Example(line, [Message("user", prompt), Message("assistant", obj["output"])]), issues

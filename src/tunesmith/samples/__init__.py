@@ -1,0 +1,9 @@
+"""Data sets shipped with tunesmith for its demo (see README.md in this folder)."""
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SUPPORT_TICKETS = HERE / "support_tickets.jsonl"
+"""Customer-support messages of a fictional company, labelled with its 8 support queues."""
+
+__all__ = ["SUPPORT_TICKETS"]
