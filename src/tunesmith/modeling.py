@@ -13,6 +13,7 @@ A GGUF is de-quantized and converted once into safetensors + tokenizer files und
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -120,17 +121,24 @@ def model_dir(ref: ModelRef, home: Path | None = None) -> str:
 
 
 def load_tokenizer(spec: str | ModelRef | None, home: Path | None = None) -> PreTrainedTokenizerBase:
-    """Load the tokenizer of a model spec; guarantees a pad token (the EOS token if none)."""
-    from transformers import AutoTokenizer
-
+    """Load the tokenizer of a model spec (cached per process; treat it as read-only).
+    Guarantees a pad token (the EOS token if it has none)."""
     ref = spec if isinstance(spec, ModelRef) else resolve_model(spec)
     where = model_dir(ref, home)
     if ref.is_adapter:
         where = _adapter_base(Path(where), home) if not _has_tokenizer(Path(where)) else where
     try:
-        tok = AutoTokenizer.from_pretrained(where)
+        return _cached_tokenizer(where)
     except (OSError, ValueError) as e:
         raise ModelError(f"model '{ref.spec}': could not load its tokenizer from {where}: {e}") from e
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_tokenizer(where: str) -> PreTrainedTokenizerBase:
+    # Loading takes ~1 s; the service and the tests ask for the same tokenizer many times.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(where)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

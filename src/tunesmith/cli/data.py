@@ -10,6 +10,7 @@ from tunesmith.cli.output import print_json, table
 from tunesmith.data.check import CheckReport, check_file
 from tunesmith.data.examples import TASKS
 from tunesmith.data.formats import FORMATS
+from tunesmith.data.lines import check_path
 from tunesmith.data.prepare import prepare
 from tunesmith.errors import InvalidDataError
 from tunesmith.modeling import DEFAULT_MODEL, load_tokenizer
@@ -67,6 +68,7 @@ def _add_format_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    check_path(args.file)  # a missing file should not wait for a model to load
     prices = load_prices(args.prices)
     tokenizer = load_tokenizer(args.model)
     report = check_file(
@@ -95,12 +97,15 @@ def render_check(r: CheckReport) -> str:
                 out.append(f"  ... and {n - SHOWN_PER_CODE} more [{code}] (--json lists all)")
     if r.labels:
         what = "Labels" if r.task == "classification" else "Entity types"
-        total = sum(r.labels.values())
-        rows = [[k or "(no entity)", f"{v:,}", f"{100 * v / total:.1f}%"] for k, v in r.labels.items()]
-        out.append(f"\n{what} ({len([k for k in r.labels if k])}):")
+        counts = {k: v for k, v in r.labels.items() if k}  # NER: '' counts examples with none
+        total = sum(counts.values()) or 1
+        rows = [[k, f"{v:,}", f"{100 * v / total:.1f}%"] for k, v in counts.items()]
+        out.append(f"\n{what} ({len(counts)}):")
         out.append(table(rows[:30]))
         if len(rows) > 30:
             out.append(f"  ... and {len(rows) - 30} more")
+        if r.labels.get(""):
+            out.append(f"  {r.labels['']:,} examples have no entity")
     if r.tokens:
         t = r.tokens
         out.append(f"\nTokens per example ({r.model}, chat template applied):")

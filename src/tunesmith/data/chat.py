@@ -38,6 +38,8 @@ def parse_chat_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]
                             line, "messages"))
         return None, issues
     messages: list[Message] = []
+    calls = {i for i, m in enumerate(raw)
+             if isinstance(m, dict) and (m.get("tool_calls") or m.get("function_call"))}
     for i, m in enumerate(raw):
         msg, found = _parse_message(m, f"messages[{i}]", line)
         issues += found
@@ -55,7 +57,7 @@ def parse_chat_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]
                             line, "messages"))
     else:
         for i, m in enumerate(messages):
-            if m.role == "assistant" and m.weight != 0 and not m.content.strip():
+            if m.role == "assistant" and m.weight != 0 and not m.content.strip() and i not in calls:
                 issues.append(Issue("empty_target", "the assistant's answer is empty.", line,
                                     f"messages[{i}].content"))
     if any(i.severity == "error" for i in issues):

@@ -110,7 +110,7 @@ def check_file(
     spec: TaskSpec | None = read_task(Path(path).parent)
     task = infer_task(data, spec)
     issues = list(data.issues) + check_dataset(data, task, spec)
-    if train_path is not None:
+    if train_path is not None and not _same_file(path, train_path):
         train = read_dataset(train_path, fmt, text_field=text_field, label_field=label_field)
         issues += check_against_train(data, train, task)
     labels = (label_counts(data.examples) if task == "classification"
@@ -137,3 +137,10 @@ def check_file(
         report.estimate = TrainingEstimate(epochs, billed, costs, prices.as_of if prices else "")
     report.issues.sort(key=lambda i: (i.line or 0, i.severity != "error"))
     return report
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).samefile(b)
+    except OSError:
+        return False

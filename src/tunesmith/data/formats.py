@@ -147,6 +147,7 @@ def _read_jsonl(data: Dataset, lines: list[Line], text_field: str, label_field: 
 
 def _json_error(e: ValueError, text: str) -> str:
     if isinstance(e, json.JSONDecodeError):
-        hint = " (the line ends early: truncated?)" if e.pos >= len(text.rstrip()) else ""
-        return f"invalid JSON: {e.msg} at column {e.colno}{hint}."
+        ends_early = e.pos >= len(text.rstrip()) - 1 or e.msg.startswith("Unterminated")
+        hint = "; the line ends early: truncated?" if ends_early else ""
+        return f"invalid JSON: {e.msg} (column {e.colno}){hint}."
     return f"invalid JSON: {e}."

@@ -36,7 +36,7 @@ def infer_task(data: Dataset, declared: TaskSpec | None = None) -> Task:
         return "ner"
     distinct = set(targets)
     short = sum(len(t.split()) <= 4 for t in targets) >= 0.95 * len(targets)
-    if short and len(distinct) <= max(2, min(200, len(targets) // 4)):
+    if short and len(distinct) <= max(2, min(200, len(targets) // 2)):
         return "classification"
     return "chat"
 
@@ -123,7 +123,7 @@ def _duplicates(examples: list[Example]) -> list[Issue]:
         other = first_by_prompt.setdefault(e.prompt_key, e)
         if other is not e:
             issues.append(warning("conflicting_answers", f"same input as line {other.line} but a "
-                                  f"different answer ({_short(e.target)} vs {_short(other.target)}).",
+                                  f"different answer ({_difference(e.target, other.target)}).",
                                   e.line))
     return issues
 
@@ -142,7 +142,7 @@ def _label_balance(examples: list[Example]) -> list[Issue]:
     few = [f"{k} ({v})" for k, v in counts.items() if v < MIN_PER_LABEL]
     if few:
         issues.append(warning("rare_labels", f"{len(few)} labels have fewer than {MIN_PER_LABEL} "
-                              f"examples: {', '.join(few[:10])}{'...' if len(few) > 10 else ''}."))
+                              f"examples: {', '.join(few[:10])}{', ...' if len(few) > 10 else '.'}"))
     return issues
 
 
@@ -177,6 +177,14 @@ def check_lengths(data: Dataset, lengths: list[int], max_seq_len: int) -> list[I
             for e, n in zip(data.examples, lengths) if n > max_seq_len]
 
 
-def _short(text: str, width: int = 30) -> str:
-    text = text.strip().replace("\n", " ")
-    return repr(text if len(text) <= width else text[: width - 1] + "…")
+def _difference(a: str, b: str, width: int = 30) -> str:
+    """'x' vs 'y', each cut to a window starting near where the two first differ."""
+    a, b = a.strip().replace("\n", " "), b.strip().replace("\n", " ")
+    start = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    start = max(0, start - 8)
+
+    def cut(s: str) -> str:
+        s = ("…" if start else "") + s[start:]
+        return repr(s if len(s) <= width else s[: width - 1] + "…")
+
+    return f"{cut(a)} vs {cut(b)}"

@@ -1,0 +1,42 @@
+"""Shared fixtures. Nothing here downloads anything.
+
+The embedded model's tokenizer is converted once into `.cache/test-home` (kept between runs, so
+only the first run of a fresh clone pays the ~20 s conversion). Tiny models are built from a
+config with random weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+ASSETS = Path(__file__).parent / "assets"
+
+# Set before tunesmith is imported anywhere, so subprocesses started by tests inherit it too.
+os.environ.setdefault("TUNESMITH_HOME", str(REPO / ".cache" / "test-home"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """SmolLM2-135M-Instruct's tokenizer (49,152 tokens, ChatML template)."""
+    from tunesmith.modeling import load_tokenizer
+
+    return load_tokenizer("smollm2-135m-instruct")
+
+
+def shared(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data set not present: {path}")
+    return path
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
