@@ -14,11 +14,12 @@ from collections.abc import Callable
 from types import ModuleType
 
 from tunesmith import __version__
-from tunesmith.cli import data, demo
+from tunesmith.cli import data, demo, train
 from tunesmith.errors import TunesmithError
 
 COMMANDS: dict[str, ModuleType] = {
     "data": data,
+    "train": train,
     "demo": demo,
 }
 
@@ -37,11 +38,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """transformers' per-file progress bars and deprecation chatter drown our own output."""
+    if verbose:
+        return
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="peft")
+    for name in ("httpx", "matplotlib", "filelock"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
+    _quiet_libraries(args.verbose)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

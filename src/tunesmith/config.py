@@ -1,0 +1,147 @@
+"""Typed configuration of a training run: every knob in one place, with its unit and its check.
+
+`TrainConfig` holds what the user asked for ("auto" allowed); `resolve()` turns it into concrete
+numbers for a data set of a given size. The resolved config is what `RUN/config.yaml` records,
+so a run folder always says exactly how it was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tunesmith.errors import UsageError
+from tunesmith.hparams import auto_batch_size, auto_epochs, auto_learning_rate
+from tunesmith.modeling import DEFAULT_MODEL
+
+Method = Literal["lora", "full"]
+Precision = Literal["auto", "fp32", "bf16"]
+Schedule = Literal["cosine", "linear", "constant"]
+
+
+@dataclass
+class TrainConfig:
+    """A fine-tuning run. Field names match `config.yaml` keys; flags are `--field-name`."""
+
+    train_file: str = ""
+    """Training data (chat JSONL, or any format `data check` reads)."""
+    val_file: str | None = None
+    """Validation data; None trains without validation."""
+    out: str = "runs/run"
+    """The run folder."""
+    model: str = DEFAULT_MODEL
+    """Base model spec (alias, .gguf, local folder or hub id)."""
+    method: Method = "lora"
+    """`lora` trains low-rank adapters (PEFT); `full` trains every weight."""
+    epochs: int | Literal["auto"] = "auto"
+    """Passes over the training data; auto follows OpenAI's rule (3, scaled for tiny/huge sets)."""
+    batch_size: int | Literal["auto"] = "auto"
+    """Examples per optimizer step (OpenAI's meaning), whatever the packing."""
+    lr: float | Literal["auto"] = "auto"
+    """Peak learning rate; auto = 2e-4 (LoRA) or 2e-5 (full) at batch 8, scaled by sqrt(batch/8)."""
+    max_seq_len: int = 1024
+    """Tokens per example; longer examples are truncated on the right (and reported)."""
+    pack: bool = True
+    """Pack each step's examples into shared rows (attention kept inside each example)."""
+    micro_batch_tokens: int = 4096
+    """Tokens per forward pass (rows x row length); a step larger than this accumulates gradients."""
+    schedule: Schedule = "cosine"
+    """Learning-rate decay after warm-up."""
+    warmup_ratio: float = 0.05
+    """Fraction of the optimizer steps spent warming the learning rate up from 0."""
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    """Gradient clipping threshold (global L2 norm); 0 disables clipping."""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: str = "all-linear"
+    """Comma-separated module names, or `all-linear` (every linear layer but the output head)."""
+    precision: Precision = "auto"
+    """`auto`: bf16 autocast on a GPU that supports it and on CPUs with AVX512-BF16/AMX, else fp32."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% more compute."""
+    eval_every: int = 0
+    """Steps between evaluations on a small validation batch; 0 = about 10 per run."""
+    eval_examples: int = 32
+    """Size of that small validation batch (the full validation set is used at each epoch end)."""
+    seed: int = 0
+    device: str = "auto"
+    """`auto`, `cpu`, `cuda`, `cuda:1`, ..."""
+    quiet: bool = False
+    """No progress bar (logs and metrics files only)."""
+    resume: bool = False
+    """Continue the run in `out` from its newest complete checkpoint."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.method not in ("lora", "full"):
+            problems.append(f"--method must be lora or full, not {self.method!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value != "auto" and (not isinstance(value, int) or value < 1):
+                problems.append(f"--{name.replace('_', '-')} must be 'auto' or a positive integer")
+        if self.lr != "auto" and (not isinstance(self.lr, (int, float)) or not 0 < self.lr < 1):
+            problems.append("--lr must be 'auto' or a number between 0 and 1")
+        if self.max_seq_len < 16:
+            problems.append("--max-seq-len must be at least 16 tokens")
+        if self.micro_batch_tokens < self.max_seq_len:
+            problems.append(f"--micro-batch-tokens ({self.micro_batch_tokens}) must be at least "
+                            f"--max-seq-len ({self.max_seq_len})")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append("--warmup-ratio must be in [0, 1)")
+        if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
+            problems.append("--lora-r must be >= 1, --lora-alpha > 0, --lora-dropout in [0, 1)")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            problems.append("--precision must be auto, fp32 or bf16")
+        if self.schedule not in ("cosine", "linear", "constant"):
+            problems.append("--schedule must be cosine, linear or constant")
+        if problems:
+            raise UsageError("; ".join(problems) + ".")
+
+    def resolve(self, n_train: int) -> ResolvedConfig:
+        """Concrete values for a training set of `n_train` examples."""
+        epochs = auto_epochs(n_train) if self.epochs == "auto" else int(self.epochs)
+        batch = auto_batch_size(n_train) if self.batch_size == "auto" else int(self.batch_size)
+        batch = min(batch, max(n_train, 1))
+        lr = auto_learning_rate(self.method, batch) if self.lr == "auto" else float(self.lr)
+        steps_per_epoch = -(-n_train // batch)
+        total = steps_per_epoch * epochs
+        auto = [k for k in ("epochs", "batch_size", "lr") if getattr(self, k) == "auto"]
+        return ResolvedConfig(
+            **{**dataclasses.asdict(self), "epochs": epochs, "batch_size": batch, "lr": lr},
+            n_train=n_train, steps_per_epoch=steps_per_epoch, total_steps=total,
+            warmup_steps=round(total * self.warmup_ratio),
+            eval_every_steps=self.eval_every or max(1, total // 10), auto=auto)
+
+
+@dataclass
+class ResolvedConfig(TrainConfig):
+    """A `TrainConfig` with every "auto" replaced and the derived step counts."""
+
+    n_train: int = 0
+    """Training examples after dropping those with no trainable token."""
+    steps_per_epoch: int = 0
+    total_steps: int = 0
+    warmup_steps: int = 0
+    eval_every_steps: int = 0
+    auto: list[str] = field(default_factory=list)
+    """Which fields were "auto" before resolving."""
+
+    RUN_DEFINING = ("train_file", "val_file", "model", "method", "epochs", "batch_size", "lr",
+                    "max_seq_len", "pack", "schedule", "warmup_ratio", "weight_decay",
+                    "max_grad_norm", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
+                    "seed", "n_train")
+    """Fields a resumed run must share with the run it continues."""
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """A saved `config.yaml` as a dict."""
+    return yaml.safe_load(Path(path).read_text("utf-8")) or {}

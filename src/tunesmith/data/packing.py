@@ -1,0 +1,146 @@
+"""Packing examples into rows, and turning rows into the tensors a forward pass takes.
+
+Three examples of 5, 3 and 4 tokens packed into rows of capacity 8 (best-fit decreasing):
+
+    row 0:  a a a a a c c c        position_ids  0 1 2 3 4 0 1 2
+    row 1:  b b b b . . . .        position_ids  0 1 2 3 0 0 0 0     (. = padding, label -100)
+
+Position ids restart at each example. Given position ids and no attention mask (and no KV
+cache), transformers builds a block-diagonal causal mask from them, so each token attends only
+to earlier tokens of its own example:
+
+    row 0 mask (1 = may attend)   a a a a a c c c
+                              a   1
+                              a   1 1
+                              ...
+                              c   0 0 0 0 0 1
+                              c   0 0 0 0 0 1 1
+
+That makes the packed loss equal to the unpacked one (tests/data/test_packing.py checks it).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import torch
+
+from tunesmith.data.render import IGNORE_INDEX, Tokenized
+
+
+def pack(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Best-fit decreasing bin packing: each index goes, longest first, into the fullest row that
+    still has room. Returns rows of indices into `lengths`.
+
+    Example:
+        >>> pack([5, 3, 4], capacity=8)
+        [[0, 1], [2]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    rows: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # (room left, row index), kept sorted
+    for i in order:
+        n = lengths[i]
+        if n > capacity:
+            raise ValueError(f"an item of {n} tokens cannot fit rows of {capacity}")
+        k = bisect.bisect_left(free, (n, -1))
+        if k < len(free):
+            room, row = free.pop(k)
+            rows[row].append(i)
+            bisect.insort(free, (room - n, row))
+        else:
+            rows.append([i])
+            bisect.insort(free, (capacity - n, len(rows) - 1))
+    return rows
+
+
+@dataclass
+class Batch:
+    """Tensors for one forward pass, shape (rows, row length)."""
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    position_ids: torch.Tensor
+    attention_mask: torch.Tensor | None
+    """None for packed rows (the mask comes from position ids); 1/0 padding mask otherwise."""
+    n_tokens: int
+    """Real (non-padding) tokens."""
+
+    @property
+    def n_loss_tokens(self) -> int:
+        # labels are shifted by one inside the loss: position 0 never is a target
+        return int((self.labels[:, 1:] != IGNORE_INDEX).sum())
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.input_ids.to(device), self.labels.to(device),
+                     self.position_ids.to(device),
+                     None if self.attention_mask is None else self.attention_mask.to(device),
+                     self.n_tokens)
+
+
+def collate_packed(items: list[Tokenized], rows: list[list[int]], pad_id: int) -> Batch:
+    """Concatenate each row's examples; position ids restart per example; padding at the end."""
+    width = max(sum(len(items[i].input_ids) for i in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        at = 0
+        for i in row:
+            n = len(items[i].input_ids)
+            ids[r, at:at + n] = torch.tensor(items[i].input_ids)
+            labels[r, at:at + n] = torch.tensor(items[i].labels)
+            pos[r, at:at + n] = torch.arange(n)
+            at += n
+    return Batch(ids, labels, pos, None, sum(len(items[i].input_ids) for row in rows for i in row))
+
+
+def collate_padded(items: list[Tokenized], pad_id: int) -> Batch:
+    """One example per row, right-padded to the longest, with a 1/0 attention mask."""
+    width = max(len(x.input_ids) for x in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for r, x in enumerate(items):
+        n = len(x.input_ids)
+        ids[r, :n] = torch.tensor(x.input_ids)
+        labels[r, :n] = torch.tensor(x.labels)
+        mask[r, :n] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    return Batch(ids, labels, pos, mask, int(mask.sum()))
+
+
+def micro_batches(items: list[Tokenized], pack_rows: bool, capacity: int,
+                  max_tokens: int, pad_id: int) -> list[Batch]:
+    """Split one optimizer step's examples into forward passes of at most `max_tokens` tokens
+    (rows x row length, padding included)."""
+    if pack_rows:
+        groups = pack([len(x.input_ids) for x in items], capacity)
+        rows = [[items[i] for i in g] for g in groups]
+    else:
+        rows = [[x] for x in items]
+    out: list[Batch] = []
+    current: list[list[Tokenized]] = []
+    width = 0
+    for row in rows:
+        n = sum(len(x.input_ids) for x in row)
+        if current and max(width, n) * (len(current) + 1) > max_tokens:
+            out.append(_collate(current, pack_rows, pad_id))
+            current, width = [], 0
+        current.append(row)
+        width = max(width, n)
+    if current:
+        out.append(_collate(current, pack_rows, pad_id))
+    return out
+
+
+def _collate(rows: list[list[Tokenized]], pack_rows: bool, pad_id: int) -> Batch:
+    if not pack_rows:
+        return collate_padded([r[0] for r in rows], pad_id)
+    flat = [x for r in rows for x in r]
+    index, groups = 0, []
+    for r in rows:
+        groups.append(list(range(index, index + len(r))))
+        index += len(r)
+    return collate_packed(flat, groups, pad_id)

@@ -1,0 +1,82 @@
+"""Epoch checkpoints: everything needed to continue a run exactly where it stopped.
+
+    RUN/checkpoints/epoch-001/
+        weights/        adapter (LoRA) or model (full), safetensors
+        optimizer.pt    AdamW moments
+        scheduler.pt    learning-rate schedule position
+        rng.pt          torch / python / numpy random states (dropout, data order)
+        state.json      epoch, step, metrics; written last
+
+Each checkpoint is built under a temporary name and renamed into place, so a killed process
+leaves either a complete checkpoint or none.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tunesmith.atomic import atomic_dir
+from tunesmith.training.methods import load_weights, save_weights
+
+CHECKPOINTS = "checkpoints"
+
+
+def checkpoint_dir(run: Path, epoch: int) -> Path:
+    return run / CHECKPOINTS / f"epoch-{epoch:03d}"
+
+
+def save_checkpoint(
+    run: Path, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict,
+) -> Path:
+    """Save the end of `epoch` (1-based). `state` must be JSON-serialisable."""
+    target = checkpoint_dir(run, epoch)
+    if target.exists():  # a resumed run re-reaching a saved epoch: replace it wholesale
+        shutil.rmtree(target)
+    with atomic_dir(target) as tmp:
+        save_weights(model, tmp / "weights")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save({"torch": torch.get_rng_state(), "python": random.getstate(),
+                    "numpy": np.random.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                   tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps({"epoch": epoch, **state}, indent=2))
+    return target
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    found = sorted(p for p in (run / CHECKPOINTS).glob("epoch-*") if (p / "state.json").is_file())
+    return found[-1] if found else None
+
+
+def load_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, method: str,
+) -> dict:
+    """Restore weights, optimizer, schedule and random states in place; return state.json."""
+    load_weights(model, path / "weights", method)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return json.loads((path / "state.json").read_text())
+
+
+def prune_checkpoints(run: Path, keep: set[Path]) -> None:
+    """Delete every checkpoint but those in `keep` (the latest and the best)."""
+    for p in (run / CHECKPOINTS).glob("epoch-*"):
+        if p not in keep:
+            shutil.rmtree(p, ignore_errors=True)

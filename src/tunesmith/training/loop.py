@@ -1,0 +1,324 @@
+"""The training loop: one function, read top to bottom, for LoRA and full fine-tuning.
+
+    set-up   data -> tokens (loss on answers only) -> model (+ LoRA) -> AdamW + warm-up/decay
+    loop     for each epoch, for each step of `batch_size` examples:
+                 pack the examples into rows -> forward/backward per micro-batch (loss summed
+                 over answer tokens, divided by the step's answer tokens) -> clip -> step
+                 every `eval_every_steps`: loss on a small validation batch
+             at each epoch end: full validation, checkpoint (atomic), results.csv, loss.png
+    finish   RUN/final/ (adapter or model + tokenizer), loadable by plain transformers/PEFT
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from tunesmith.atomic import atomic_dir, write_text
+from tunesmith.config import ResolvedConfig, TrainConfig, load_config
+from tunesmith.data.examples import Example
+from tunesmith.data.formats import read_dataset
+from tunesmith.data.packing import micro_batches
+from tunesmith.data.render import Tokenized, tokenize_example
+from tunesmith.data.taskfile import read_task
+from tunesmith.errors import InvalidDataError, UsageError
+from tunesmith.modeling import load_model, load_tokenizer, model_dir, resolve_model
+from tunesmith.training import distributed as D
+from tunesmith.training.checkpoint import (
+    latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint,
+)
+from tunesmith.training.loss import CausalLMLoss
+from tunesmith.training.methods import PREPARE, save_weights
+from tunesmith.training.records import MetricsLog, plot_loss, write_results_csv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    final_dir: Path
+    config: ResolvedConfig
+    steps: int
+    trained_tokens: int
+    """Real (non-padding) tokens processed over all epochs (OpenAI's `trained_tokens`)."""
+    initial_valid_loss: float | None
+    final_valid_loss: float | None
+    best_epoch: int | None
+    seconds: float
+    """Wall time of this process's training loop (a resumed run counts only its own part)."""
+    tokens_per_s: float
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Fine-tune `config.model` on `config.train_file` and write the run folder `config.out`.
+
+    Raises:
+        UnusableInputError: a data file cannot be read.
+        InvalidDataError: a data file has errors (fix them with `tunesmith data check`).
+        UsageError: `--resume` without a checkpoint, or a run folder of another run.
+        ModelError: the model cannot be resolved or loaded.
+    """
+    info = D.setup(config.device)
+    run = Path(config.out)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+
+    # ---- data: examples -> tokens with the loss mask --------------------------------------
+    tokenizer = load_tokenizer(config.model)
+    train_items = _tokenize(tokenizer, _examples(config.train_file), config.max_seq_len, "train")
+    val_items = (_tokenize(tokenizer, _examples(config.val_file), config.max_seq_len, "validation")
+                 if config.val_file else [])
+    cfg = config.resolve(len(train_items))
+    _log_resolved(cfg)
+    resume_from = _resume_point(run, cfg)
+
+    # ---- model, method, optimizer, schedule ------------------------------------------------
+    model = load_model(config.model, device=info.device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model = PREPARE[cfg.method](model, cfg)
+    loss_fn: torch.nn.Module = CausalLMLoss(model)
+    if info.world > 1:
+        loss_fn = DistributedDataParallel(loss_fn)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  betas=(0.9, 0.999), eps=1e-8)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and D.supports_bf16(info.device))
+    autocast = (lambda: torch.autocast(info.device.type, dtype=torch.bfloat16)) if bf16 \
+        else contextlib.nullcontext
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    log.info("device %s x%d, %s, %s trainable parameters of %s", info.device, info.world,
+             "bf16 autocast" if bf16 else "fp32", f"{sum(p.numel() for p in params):,}",
+             f"{sum(p.numel() for p in model.parameters()):,}")
+
+    def evaluate(items: list[Tokenized]) -> tuple[float, float]:
+        """Mean loss and token accuracy over answer tokens, sharded over processes."""
+        loss_fn.eval()
+        sums = [0.0, 0.0, 0.0]
+        with torch.no_grad(), autocast():
+            for batch in micro_batches(items[info.rank::info.world], cfg.pack, cfg.max_seq_len,
+                                       cfg.micro_batch_tokens, pad_id):
+                loss, n, correct = loss_fn(batch.to(info.device))
+                sums = [sums[0] + loss.item(), sums[1] + n.item(), sums[2] + correct.item()]
+        loss_sum, n, correct = D.all_reduce_sum(sums, info)
+        loss_fn.train()
+        return loss_sum / max(n, 1), correct / max(n, 1)
+
+    # ---- resume ----------------------------------------------------------------------------
+    start_epoch, step, best = 0, 0, {"loss": math.inf, "epoch": None, "path": None}
+    initial_valid_loss = None
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, model, optimizer, scheduler, cfg.method)
+        start_epoch, step, best = state["epoch"], state["step"], state["best"]
+        initial_valid_loss = state.get("initial_valid_loss")
+        if best.get("path"):
+            best["path"] = Path(best["path"])
+        log.info("resumed from %s (epoch %d, step %d)", resume_from, start_epoch, step)
+    if info.main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_text(run / "config.yaml", cfg.to_yaml())
+    metrics = MetricsLog(run / "metrics.jsonl", keep_until_step=step if resume_from else None) \
+        if info.main else None
+
+    def record(entry: dict) -> None:
+        if metrics is not None:
+            metrics.write(entry)
+
+    eval_batch = val_items[: cfg.eval_examples]
+    if val_items and resume_from is None:
+        initial_valid_loss, acc = evaluate(val_items)
+        record({"step": 0, "epoch": 0, "full_valid_loss": initial_valid_loss,
+                "full_valid_mean_token_accuracy": acc})
+        log.info("before training: full validation loss %.4f, token accuracy %.3f",
+                 initial_valid_loss, acc)
+
+    # ---- the loop --------------------------------------------------------------------------
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.total_steps, initial=step, disable=cfg.quiet or not info.main,
+               unit="step", dynamic_ncols=True)
+    started = time.perf_counter()
+    trained_tokens = 0
+    loss_fn.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        order = torch.randperm(len(train_items),
+                               generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        for first in range(0, len(order), cfg.batch_size):
+            t0 = time.perf_counter()
+            step_items = [train_items[i] for i in order[first:first + cfg.batch_size].tolist()]
+            shard = step_items[info.rank::info.world]  # each process takes its share
+            batches = micro_batches(shard, cfg.pack, cfg.max_seq_len, cfg.micro_batch_tokens,
+                                    pad_id) if shard else []
+            # The step's loss is the mean over all its answer tokens, across micro-batches and
+            # processes; DDP averages gradients over processes, hence the factor `world`.
+            step_tokens = D.all_reduce_sum([sum(b.n_loss_tokens for b in batches)], info)[0]
+            sums = [0.0, 0.0, 0.0]
+            for k, batch in enumerate(batches):
+                last = k == len(batches) - 1
+                sync = contextlib.nullcontext() if last or info.world == 1 else loss_fn.no_sync()
+                with sync:
+                    with autocast():
+                        loss_sum, n, correct = loss_fn(batch.to(info.device))
+                    (loss_sum * info.world / max(step_tokens, 1)).backward()
+                sums = [sums[0] + loss_sum.item(), sums[1] + n.item(), sums[2] + correct.item()]
+                trained_tokens += batch.n_tokens
+            grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
+                         if cfg.max_grad_norm > 0 else _grad_norm(params))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            loss_sum, n, correct = D.all_reduce_sum(sums, info)
+            tokens = D.all_reduce_sum([float(sum(b.n_tokens for b in batches))], info)[0]
+            seconds = time.perf_counter() - t0
+            entry = {"step": step, "epoch": epoch + 1, "train_loss": loss_sum / max(n, 1),
+                     "train_mean_token_accuracy": correct / max(n, 1),
+                     "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                     "tokens": int(tokens), "tokens_per_s": tokens / seconds}
+            if eval_batch and (step % cfg.eval_every_steps == 0 or step == cfg.total_steps):
+                entry["valid_loss"], entry["valid_mean_token_accuracy"] = evaluate(eval_batch)
+            record(entry)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{entry['train_loss']:.4f}",
+                            tok_s=f"{entry['tokens_per_s']:.0f}", refresh=False)
+            bar.update(1)
+
+        # ---- epoch end: full validation, checkpoint, records -------------------------------
+        state: dict = {"step": step, "initial_valid_loss": initial_valid_loss}
+        if val_items:
+            full_loss, full_acc = evaluate(val_items)
+            state["full_valid_loss"] = full_loss
+            record({"step": step, "epoch": epoch + 1, "full_valid_loss": full_loss,
+                    "full_valid_mean_token_accuracy": full_acc})
+            log.info("epoch %d: full validation loss %.4f, token accuracy %.3f", epoch + 1,
+                     full_loss, full_acc)
+        if info.main:
+            path = run / "checkpoints" / f"epoch-{epoch + 1:03d}"
+            if val_items and state["full_valid_loss"] < best["loss"]:
+                best = {"loss": state["full_valid_loss"], "epoch": epoch + 1, "path": path}
+            state["best"] = {**best, "path": str(best["path"]) if best["path"] else None}
+            save_checkpoint(run, epoch + 1, model, optimizer, scheduler, state)
+            prune_checkpoints(run, {path} | ({best["path"]} if best["path"] else set()))
+            write_results_csv(run / "results.csv", metrics.records)
+            plot_loss(run / "loss.png", metrics.records, title=f"{cfg.method} · {cfg.model}")
+        D.barrier(info)
+    bar.close()
+    seconds = time.perf_counter() - started
+
+    # ---- finish ----------------------------------------------------------------------------
+    final = run / "final"
+    if info.main:
+        _save_final(final, model, tokenizer, cfg)
+    D.barrier(info)
+    D.cleanup()
+    final_valid = next((r["full_valid_loss"] for r in reversed(metrics.records)
+                        if "full_valid_loss" in r), None) if metrics else None
+    return TrainResult(run, final, cfg, step, trained_tokens, initial_valid_loss, final_valid,
+                       best["epoch"], seconds, trained_tokens / seconds if seconds else 0.0)
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def _examples(path: str) -> list[Example]:
+    data = read_dataset(path)
+    if data.errors:
+        raise InvalidDataError(path, data.errors, f"{len(data.errors)} errors; run `tunesmith data "
+                               "check` on it for details.")
+    spec = read_task(Path(path).parent)
+    return [e.with_system(spec.system if spec else None) for e in data.examples]
+
+
+def _tokenize(tokenizer, examples: list[Example], max_seq_len: int, name: str) -> list[Tokenized]:
+    items = [tokenize_example(tokenizer, e, max_seq_len) for e in examples]
+    truncated = sum(x.truncated for x in items)
+    kept = [x for x in items if x.n_loss_tokens > 0]
+    if truncated:
+        log.warning("%s: %d examples longer than --max-seq-len %d were truncated", name, truncated,
+                    max_seq_len)
+    if len(kept) < len(items):
+        log.warning("%s: %d examples have no answer token left after truncation and are skipped",
+                    name, len(items) - len(kept))
+    if name == "train" and not kept:
+        raise UsageError("no training example has an answer token to learn from.")
+    return kept
+
+
+def _schedule(cfg: ResolvedConfig):
+    """Multiplier of the peak learning rate at each step: linear warm-up, then decay to 0."""
+    warm, total = cfg.warmup_steps, max(cfg.total_steps, 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        progress = (step - warm) / max(total - warm, 1)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if cfg.schedule == "linear":
+            return max(0.0, 1 - progress)
+        return 1.0
+
+    return factor
+
+
+def _grad_norm(params: list[torch.Tensor]) -> float:
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return torch.stack(norms).norm().item() if norms else 0.0
+
+
+def _log_resolved(cfg: ResolvedConfig) -> None:
+    auto = set(cfg.auto)
+    tag = lambda k: " (auto)" if k in auto else ""  # noqa: E731
+    log.info("%d training examples -> epochs %d%s, batch %d examples%s, lr %.2g%s", cfg.n_train,
+             cfg.epochs, tag("epochs"), cfg.batch_size, tag("batch_size"), cfg.lr, tag("lr"))
+    log.info("%d steps (%d per epoch), %d warm-up, %s decay, eval every %d steps, %s",
+             cfg.total_steps, cfg.steps_per_epoch, cfg.warmup_steps, cfg.schedule,
+             cfg.eval_every_steps, "packed rows" if cfg.pack else "padded rows")
+
+
+def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedConfig) -> None:
+    """final/: weights (adapter or full model) + tokenizer + how it was made."""
+    if final.exists():
+        shutil.rmtree(final)
+    ref = resolve_model(cfg.model)
+    with atomic_dir(final) as tmp:
+        save_weights(model, tmp)
+        tokenizer.save_pretrained(tmp)
+        spec = read_task(Path(cfg.train_file).parent)
+        meta = {"base_model": cfg.model, "base_model_path": model_dir(ref), "method": cfg.method,
+                "task": spec.to_dict() if spec else None}
+        (tmp / "tunesmith.json").write_text(json.dumps(meta, indent=2))
+
+
+def _resume_point(run: Path, cfg: ResolvedConfig) -> Path | None:
+    """The checkpoint to continue from (`--resume`), after checking it belongs to this run."""
+    saved = run / "config.yaml"
+    if not cfg.resume:
+        if saved.is_file():
+            raise UsageError(f"{run} already holds a run; pass --resume to continue it, or choose "
+                             "another --out.")
+        return None
+    checkpoint = latest_checkpoint(run)
+    if checkpoint is None or not saved.is_file():
+        log.warning("--resume: %s has no complete checkpoint yet; starting from the beginning", run)
+        return None
+    before = load_config(saved)
+    changed = [k for k in ResolvedConfig.RUN_DEFINING if before.get(k) != getattr(cfg, k)]
+    if changed:
+        raise UsageError(f"--resume: {', '.join(changed)} differ from the run in {run}; resume "
+                         "with the same settings, or start a new run with another --out.")
+    return checkpoint

@@ -1,0 +1,58 @@
+"""What differs between LoRA and full fine-tuning: which weights train, and what is saved.
+
+Both share the loop in `loop.py`; a method is a pair of functions here, picked by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from tunesmith.config import TrainConfig
+
+
+def prepare_lora(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """Wrap `model` with LoRA adapters (PEFT); only the adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    targets: str | list[str] = config.lora_targets
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=targets,
+                      task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def prepare_full(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """Every weight trains."""
+    model.requires_grad_(True)
+    return model
+
+
+PREPARE = {"lora": prepare_lora, "full": prepare_full}
+
+
+def save_weights(model: nn.Module, folder: Path) -> None:
+    """LoRA: the adapter (adapter_config.json + adapter_model.safetensors). Full: the model
+    (config.json + model.safetensors). Both load with plain transformers/PEFT."""
+    model.save_pretrained(folder, safe_serialization=True)
+
+
+def load_weights(model: nn.Module, folder: Path, method: str) -> None:
+    """Load weights saved by `save_weights` into the already prepared `model`, in place."""
+    from safetensors.torch import load_file
+
+    if method == "lora":
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))
+    else:
+        state = load_file(folder / "model.safetensors")
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        # tied output embeddings are not stored twice
+        missing = [k for k in missing if not k.endswith("lm_head.weight")]
+        if missing or unexpected:
+            raise RuntimeError(f"checkpoint {folder} does not match the model: "
+                               f"missing {missing[:3]}, unexpected {unexpected[:3]}")

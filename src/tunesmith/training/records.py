@@ -1,0 +1,88 @@
+"""What a run writes as it goes: metrics.jsonl (every record), results.csv (OpenAI's columns)
+and loss.png (learning curves)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from tunesmith.atomic import atomic_open, write_text
+
+RESULTS_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
+"""The columns of the results file OpenAI's fine-tuning jobs produce."""
+
+
+class MetricsLog:
+    """Append-only `metrics.jsonl`. On resume, records after the checkpoint's step are dropped
+    (they are about to be produced again)."""
+
+    def __init__(self, path: Path, keep_until_step: int | None = None) -> None:
+        self.path = path
+        self.records: list[dict] = []
+        if keep_until_step is not None and path.is_file():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    if record.get("step", 0) <= keep_until_step:
+                        self.records.append(record)
+        with atomic_open(path) as f:
+            f.writelines(json.dumps(r) + "\n" for r in self.records)
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def results_rows(records: list[dict]) -> list[dict]:
+    """One row per training step in OpenAI's results.csv shape (validation columns empty where
+    that step had no evaluation)."""
+    rows: dict[int, dict] = {}
+    for r in records:
+        step = r.get("step")
+        if step is None or step == 0:
+            continue
+        row = rows.setdefault(step, {c: "" for c in RESULTS_COLUMNS} | {"step": step})
+        if "train_loss" in r:
+            row["train_loss"] = round(r["train_loss"], 6)
+            row["train_accuracy"] = round(r["train_mean_token_accuracy"], 6)
+        if "valid_loss" in r:
+            row["valid_loss"] = round(r["valid_loss"], 6)
+            row["valid_mean_token_accuracy"] = round(r["valid_mean_token_accuracy"], 6)
+    return [rows[k] for k in sorted(rows)]
+
+
+def write_results_csv(path: Path, records: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULTS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(results_rows(records))
+    write_text(path, buf.getvalue())
+
+
+def plot_loss(path: Path, records: list[dict], title: str = "") -> None:
+    """Training loss per step, validation loss (small batch) and full validation loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    series = (("train_loss", "train", "-", None), ("valid_loss", "valid (batch)", "--", "o"),
+              ("full_valid_loss", "valid (full)", ":", "s"))
+    for key, label, style, marker in series:
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, style, marker=marker, markersize=4, label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (nats per answer token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
