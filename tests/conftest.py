@@ -40,3 +40,24 @@ def shared(*parts: str) -> Path:
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tokenizer, tmp_path_factory):
+    """A 2-layer Llama with random weights and the real tokenizer, saved as a local model folder."""
+    from tunesmith.modeling import build_tiny_model
+
+    path = tmp_path_factory.mktemp("tiny-llama")
+    build_tiny_model(len(tokenizer), arch="llama", seed=0).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+    """The tiny chat asset prepared into train/validation splits."""
+    from tunesmith.data.prepare import prepare
+
+    path = tmp_path_factory.mktemp("tiny-data")
+    prepare(ASSETS / "chat_tiny.jsonl", "classification", path, val=0.25, test=0.0)
+    return path

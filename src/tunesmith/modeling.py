@@ -182,6 +182,7 @@ def build_tiny_model(
     """A 2-layer causal LM with random weights, built from a config: for tests and smoke runs.
 
     Nothing is downloaded. Pair it with any tokenizer whose vocabulary fits `vocab_size`.
+    Dropout is off, so two forward passes over the same input agree exactly.
     """
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
@@ -195,7 +196,8 @@ def build_tiny_model(
     else:
         config = GPT2Config(
             vocab_size=vocab_size, n_embd=hidden_size, n_layer=num_layers, n_head=4,
-            n_positions=max_positions,
+            n_positions=max_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            bos_token_id=None, eos_token_id=None,
         )
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32)

@@ -18,7 +18,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,8 @@ class TrainResult:
     seconds: float
     """Wall time of this process's training loop (a resumed run counts only its own part)."""
     tokens_per_s: float
+    model: torch.nn.Module = field(repr=False, default=None)  # type: ignore[assignment]
+    """The trained model (PEFT-wrapped for LoRA), still in memory."""
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -92,8 +94,11 @@ def train(config: TrainConfig) -> TrainResult:
         model.enable_input_require_grads()
     model = PREPARE[cfg.method](model, cfg)
     loss_fn: torch.nn.Module = CausalLMLoss(model)
+    eval_fn = loss_fn  # evaluation needs no gradient sync: it bypasses the DDP wrapper
     if info.world > 1:
-        loss_fn = DistributedDataParallel(loss_fn)
+        # No buffer broadcast: forward passes then hold no collective, so processes may run
+        # different numbers of them (uneven shards); gradients still sync once per step.
+        loss_fn = DistributedDataParallel(loss_fn, broadcast_buffers=False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   betas=(0.9, 0.999), eps=1e-8)
@@ -108,15 +113,15 @@ def train(config: TrainConfig) -> TrainResult:
 
     def evaluate(items: list[Tokenized]) -> tuple[float, float]:
         """Mean loss and token accuracy over answer tokens, sharded over processes."""
-        loss_fn.eval()
+        eval_fn.eval()
         sums = [0.0, 0.0, 0.0]
         with torch.no_grad(), autocast():
             for batch in micro_batches(items[info.rank::info.world], cfg.pack, cfg.max_seq_len,
                                        cfg.micro_batch_tokens, pad_id):
-                loss, n, correct = loss_fn(batch.to(info.device))
+                loss, n, correct = eval_fn(batch.to(info.device))
                 sums = [sums[0] + loss.item(), sums[1] + n.item(), sums[2] + correct.item()]
         loss_sum, n, correct = D.all_reduce_sum(sums, info)
-        loss_fn.train()
+        eval_fn.train()
         return loss_sum / max(n, 1), correct / max(n, 1)
 
     # ---- resume ----------------------------------------------------------------------------
@@ -162,11 +167,16 @@ def train(config: TrainConfig) -> TrainResult:
             t0 = time.perf_counter()
             step_items = [train_items[i] for i in order[first:first + cfg.batch_size].tolist()]
             shard = step_items[info.rank::info.world]  # each process takes its share
-            batches = micro_batches(shard, cfg.pack, cfg.max_seq_len, cfg.micro_batch_tokens,
-                                    pad_id) if shard else []
+            # A process left without examples (a last step smaller than the process count) still
+            # runs one pass, with its loss scaled to 0, because every process must join the
+            # step's gradient all-reduce.
+            idle = not shard
+            batches = micro_batches(shard or step_items[:1], cfg.pack, cfg.max_seq_len,
+                                    cfg.micro_batch_tokens, pad_id)
             # The step's loss is the mean over all its answer tokens, across micro-batches and
             # processes; DDP averages gradients over processes, hence the factor `world`.
-            step_tokens = D.all_reduce_sum([sum(b.n_loss_tokens for b in batches)], info)[0]
+            step_tokens = D.all_reduce_sum(
+                [0 if idle else sum(b.n_loss_tokens for b in batches)], info)[0]
             sums = [0.0, 0.0, 0.0]
             for k, batch in enumerate(batches):
                 last = k == len(batches) - 1
@@ -174,9 +184,10 @@ def train(config: TrainConfig) -> TrainResult:
                 with sync:
                     with autocast():
                         loss_sum, n, correct = loss_fn(batch.to(info.device))
-                    (loss_sum * info.world / max(step_tokens, 1)).backward()
-                sums = [sums[0] + loss_sum.item(), sums[1] + n.item(), sums[2] + correct.item()]
-                trained_tokens += batch.n_tokens
+                    scale = 0.0 if idle else info.world / max(step_tokens, 1)
+                    (loss_sum * scale).backward()
+                if not idle:
+                    sums = [sums[0] + loss_sum.item(), sums[1] + n.item(), sums[2] + correct.item()]
             grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
                          if cfg.max_grad_norm > 0 else _grad_norm(params))
             optimizer.step()
@@ -184,7 +195,9 @@ def train(config: TrainConfig) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             loss_sum, n, correct = D.all_reduce_sum(sums, info)
-            tokens = D.all_reduce_sum([float(sum(b.n_tokens for b in batches))], info)[0]
+            tokens = D.all_reduce_sum([0.0 if idle else float(sum(b.n_tokens for b in batches))],
+                                      info)[0]
+            trained_tokens += int(tokens)
             seconds = time.perf_counter() - t0
             entry = {"step": step, "epoch": epoch + 1, "train_loss": loss_sum / max(n, 1),
                      "train_mean_token_accuracy": correct / max(n, 1),
@@ -228,7 +241,7 @@ def train(config: TrainConfig) -> TrainResult:
     final_valid = next((r["full_valid_loss"] for r in reversed(metrics.records)
                         if "full_valid_loss" in r), None) if metrics else None
     return TrainResult(run, final, cfg, step, trained_tokens, initial_valid_loss, final_valid,
-                       best["epoch"], seconds, trained_tokens / seconds if seconds else 0.0)
+                       best["epoch"], seconds, trained_tokens / seconds if seconds else 0.0, model)
 
 
 # ---- helpers --------------------------------------------------------------------------------
