@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-slow test-all bench clean
+.PHONY: setup browser demo test test-slow test-all bench clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,13 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/tunesmith demo
 
-test: setup
+browser:
+	# headless Chromium renders report.html in the tests (Debian package; needs root)
+	command -v chromium >/dev/null || (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+	  echo "warning: could not install chromium; the report rendering test will be skipped")
+
+test: setup browser
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: setup
@@ -36,6 +42,9 @@ test-all: setup
 
 bench: setup
 	$(PY) bench/data_check_speed.py
+	$(PY) bench/model_load.py
+	$(PY) bench/train_throughput.py
+	$(PY) bench/eval_speed.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -58,7 +58,9 @@ class TrainConfig:
     """Gradient clipping threshold (global L2 norm); 0 disables clipping."""
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0
+    """Dropout on the adapters' input. 0 by default (as torchtune's and Unsloth's recipes): with
+    dropout PEFT copies every adapted layer's input, which costs ~35% of a CPU training step."""
     lora_targets: str = "all-linear"
     """Comma-separated module names, or `all-linear` (every linear layer but the output head)."""
     precision: Precision = "auto"

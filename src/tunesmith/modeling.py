@@ -289,3 +289,38 @@ def _adapter_base(adapter: Path, home: Path | None) -> str:
     if not base:
         raise ModelError(f"adapter {adapter}: adapter_config.json names no base_model_name_or_path.")
     return model_dir(resolve_model(base), home)
+
+
+def run_final_dir(spec: str) -> str:
+    """A tunesmith run folder stands for its `final/` model; anything else is returned as is."""
+    p = Path(spec).expanduser()
+    if (p / "final").is_dir() and (p / "config.yaml").is_file():
+        return str(p / "final")
+    return spec
+
+
+def load_for_inference(
+    spec: str | None, *, device: str | None = None, home: Path | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model and tokenizer ready for evaluation or serving: a run folder means its final/, LoRA
+    adapters are merged into the weights (no adapter overhead per token), eval mode, and bf16 on
+    hardware where bf16 matmuls are fast.
+
+    The dtype cast happens outside `torch.inference_mode()`: weights cast inside it stay
+    inference tensors that oneDNN does not pre-pack, and run at fp32 speed (measured).
+    """
+    import torch
+
+    from tunesmith.training.distributed import supports_bf16
+
+    spec = run_final_dir(spec or DEFAULT_MODEL)
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tokenizer = load_tokenizer(spec, home)
+    model = load_model(spec, home=home)
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    if supports_bf16(target):
+        model = model.to(torch.bfloat16)
+    model.to(target).eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer

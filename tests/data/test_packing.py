@@ -80,7 +80,7 @@ def test_packed_loss_and_gradients_equal_unpacked(arch):
 
 
 def test_packing_without_position_ids_would_leak_attention():
-    """The control: the same packed row with a plain causal mask gives a different loss, so the
+    """The control: the same packed row as one causal sequence gives a different loss, so the
     equality above really comes from the per-example attention."""
     model = build_tiny_model(500, seed=1)
     loss_fn = CausalLMLoss(model)
@@ -88,6 +88,7 @@ def test_packing_without_position_ids_would_leak_attention():
     packed = collate_packed(xs, [list(range(6))], pad_id=0)
     leaky = collate_packed(xs, [list(range(6))], pad_id=0)
     leaky.position_ids = torch.arange(leaky.input_ids.shape[1]).unsqueeze(0)
+    leaky.segments = None  # one causal sequence over the whole row
     with torch.no_grad():
         assert abs(loss_fn(packed)[0].item() - loss_fn(leaky)[0].item()) > 1e-3
 

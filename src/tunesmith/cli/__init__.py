@@ -14,12 +14,15 @@ from collections.abc import Callable
 from types import ModuleType
 
 from tunesmith import __version__
-from tunesmith.cli import data, demo, train
+from tunesmith.cli import compare, cost, data, demo, eval, train
 from tunesmith.errors import TunesmithError
 
 COMMANDS: dict[str, ModuleType] = {
     "data": data,
     "train": train,
+    "eval": eval,
+    "compare": compare,
+    "cost": cost,
     "demo": demo,
 }
 

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--method", choices=["lora", "full"], default="lora")
     m.add_argument("--lora-r", type=int, default=16)
     m.add_argument("--lora-alpha", type=int, default=32)
-    m.add_argument("--lora-dropout", type=float, default=0.05)
+    m.add_argument("--lora-dropout", type=float, default=0.0)
     m.add_argument("--lora-targets", default="all-linear",
                    help="comma-separated module names or all-linear (default)")
     h = p.add_argument_group("hyperparameters ('auto' follows OpenAI's rules scaled to the data)")

@@ -66,6 +66,8 @@ class Batch:
     """None for packed rows (the mask comes from position ids); 1/0 padding mask otherwise."""
     n_tokens: int
     """Real (non-padding) tokens."""
+    segments: list[list[tuple[int, int]]] | None = None
+    """Packed rows: each row's (start, end) per example, trailing padding as a last segment."""
 
     @property
     def n_loss_tokens(self) -> int:
@@ -76,7 +78,7 @@ class Batch:
         return Batch(self.input_ids.to(device), self.labels.to(device),
                      self.position_ids.to(device),
                      None if self.attention_mask is None else self.attention_mask.to(device),
-                     self.n_tokens)
+                     self.n_tokens, self.segments)
 
 
 def collate_packed(items: list[Tokenized], rows: list[list[int]], pad_id: int) -> Batch:
@@ -85,15 +87,22 @@ def collate_packed(items: list[Tokenized], rows: list[list[int]], pad_id: int) -
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
+    segments = []
     for r, row in enumerate(rows):
         at = 0
+        spans = []
         for i in row:
             n = len(items[i].input_ids)
             ids[r, at:at + n] = torch.tensor(items[i].input_ids)
             labels[r, at:at + n] = torch.tensor(items[i].labels)
             pos[r, at:at + n] = torch.arange(n)
+            spans.append((at, at + n))
             at += n
-    return Batch(ids, labels, pos, None, sum(len(items[i].input_ids) for row in rows for i in row))
+        if at < width:
+            spans.append((at, width))
+        segments.append(spans)
+    return Batch(ids, labels, pos, None, sum(len(items[i].input_ids) for row in rows for i in row),
+                 segments)
 
 
 def collate_padded(items: list[Tokenized], pad_id: int) -> Batch:

@@ -80,3 +80,10 @@ def prune_checkpoints(run: Path, keep: set[Path]) -> None:
     for p in (run / CHECKPOINTS).glob("epoch-*"):
         if p not in keep:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def remove_stale_temps(run: Path) -> None:
+    """Delete half-written checkpoint/final folders left by a killed process (hidden `.tmp`s)."""
+    for folder in (run, run / CHECKPOINTS):
+        for p in folder.glob(".*.tmp"):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

@@ -29,6 +29,9 @@ class CausalLMLoss(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
+        from tunesmith.training.attention import use_packed_attention
+
+        use_packed_attention(model)
         self.model = model
         inner = hf_model(model)
         self.body = inner.get_decoder()
@@ -39,9 +42,10 @@ class CausalLMLoss(nn.Module):
         self.softcap = getattr(config, "final_logit_softcapping", None)
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        extra = {"packed_segments": batch.segments} if batch.segments is not None else {}
         hidden = self.body(
             input_ids=batch.input_ids, position_ids=batch.position_ids,
-            attention_mask=batch.attention_mask, use_cache=False,
+            attention_mask=batch.attention_mask, use_cache=False, **extra,
         ).last_hidden_state  # (B, T, H)
         targets = batch.labels[:, 1:]  # position t predicts token t+1
         keep = targets != IGNORE_INDEX  # (B, T-1)

@@ -71,7 +71,7 @@ def plot_loss(path: Path, records: list[dict], title: str = "") -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     series = (("train_loss", "train", "-", None), ("valid_loss", "valid (batch)", "--", "o"),
-              ("full_valid_loss", "valid (full)", ":", "s"))
+              ("full_valid_loss", "valid (full, epoch end)", "", "s"))
     for key, label, style, marker in series:
         points = [(r["step"], r[key]) for r in records if key in r]
         if points:

@@ -1,0 +1,1 @@
+"""Prompting baselines: the pre-trained model with the task's instruction, zero- or few-shot."""

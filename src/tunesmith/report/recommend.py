@@ -1,0 +1,127 @@
+"""The recommendation rule, and the paired bootstrap it rests on.
+
+RULE (printed in every report):
+  1. Quality: the approach with the best task metric on the test split wins on quality if, against
+     every other approach, the 95% paired-bootstrap interval of the metric difference excludes 0.
+  2. Otherwise the approaches the best one does not beat significantly are tied on quality, and
+     the cheapest of them over the first year at --requests-per-month (one-off cost plus twelve
+     months of requests, self-hosted on the measured hardware) is recommended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tunesmith.cost import ApproachCost
+from tunesmith.evaluation.metrics import token_f1
+from tunesmith.evaluation.runner import METRIC_NAMES, TASK_METRIC, EvalResult
+from tunesmith.evaluation.metrics import paired_bootstrap
+
+RULE = (
+    "Quality first: the approach with the best {metric} on the test split is recommended if, "
+    "against every other approach, the 95% paired-bootstrap confidence interval of the "
+    "difference excludes zero. Otherwise the approaches it does not beat significantly are "
+    "tied on quality, and the one with the lowest first-year cost (one-off cost + 12 months at "
+    "{volume:,} requests/month, self-hosted on the measured hardware) is recommended."
+)
+
+
+@dataclass
+class Comparison:
+    best: str
+    other: str
+    metric: str
+    diff: float
+    low: float
+    high: float
+
+    @property
+    def significant(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "significant": self.significant}
+
+
+@dataclass
+class Recommendation:
+    choice: str
+    reason: str
+    rule: str
+    comparisons: list[Comparison]
+    first_year_cost: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {"choice": self.choice, "reason": self.reason, "rule": self.rule,
+                "comparisons": [c.to_dict() for c in self.comparisons],
+                "first_year_cost_usd": self.first_year_cost}
+
+
+def sampler(result: EvalResult, labels: list[str]) -> Callable[[np.ndarray], float]:
+    """The task metric of `result` on a resample of its examples (vectorised: 2,000 resamples of
+    a 77-label macro-F1 take well under a second)."""
+    if result.task == "classification":
+        index = {label: i for i, label in enumerate(labels)}
+        k = len(labels)
+        gold = np.array([index.get(g, k) for g in result.gold])
+        pred = np.array([index.get(p, k) if p is not None else k for p in result.predictions])
+
+        def macro_f1(idx: np.ndarray) -> float:
+            g, p = gold[idx], pred[idx]
+            tp = np.bincount(g[g == p], minlength=k + 1)[:k]
+            fp = np.bincount(p, minlength=k + 1)[:k] - tp
+            fn = np.bincount(g, minlength=k + 1)[:k] - tp
+            denom = 2 * tp + fp + fn
+            f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
+            return float(f1.mean())
+
+        return macro_f1
+    if result.task == "ner":
+        counts = []
+        for g, p in zip(result.gold, result.predictions):
+            from collections import Counter
+
+            gc, pc = Counter(g), Counter(p)
+            tp = sum((gc & pc).values())
+            counts.append((tp, sum(pc.values()) - tp, sum(gc.values()) - tp))
+        arr = np.array(counts, dtype=float).reshape(-1, 3)
+
+        def entity_f1(idx: np.ndarray) -> float:
+            tp, fp, fn = arr[idx].sum(0)
+            return float(2 * tp / (2 * tp + fp + fn)) if tp else 0.0
+
+        return entity_f1
+    scores = np.array([token_f1(p, g) for p, g in zip(result.predictions, result.gold)])
+    return lambda idx: float(scores[idx].mean())
+
+
+def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels: list[str],
+              requests_per_month: int, seed: int = 0) -> Recommendation:
+    """Apply RULE to approaches evaluated on the same test examples."""
+    metric = TASK_METRIC[results[0].task]
+    rule = RULE.format(metric=METRIC_NAMES.get(metric, metric), volume=requests_per_month)
+    best = max(results, key=lambda r: r.score)
+    samplers = {r.name: sampler(r, labels) for r in results}
+    comparisons = []
+    for other in results:
+        if other is best:
+            continue
+        ci = paired_bootstrap(lambda idx: (samplers[best.name](idx), samplers[other.name](idx)),
+                              best.n, seed=seed)
+        comparisons.append(Comparison(best.name, other.name, metric, ci["diff"], ci["low"],
+                                      ci["high"]))
+    yearly = {name: c.total(12 * requests_per_month) for name, c in costs.items()}
+    if all(c.significant for c in comparisons):
+        reason = (f"{best.name} has the best {METRIC_NAMES.get(metric, metric)} "
+                  f"({best.score:.3f}) and beats every other approach beyond the 95% interval.")
+        return Recommendation(best.name, reason, rule, comparisons, yearly)
+    tied = [best.name] + [c.other for c in comparisons if not c.significant]
+    choice = min(tied, key=lambda name: yearly.get(name, float("inf")))
+    reason = (f"{best.name} has the best {METRIC_NAMES.get(metric, metric)} ({best.score:.3f}) "
+              f"but does not beat {', '.join(t for t in tied if t != best.name)} significantly; "
+              f"among those, {choice} costs least over the first year "
+              f"(${yearly.get(choice, 0):,.2f}).")
+    return Recommendation(choice, reason, rule, comparisons, yearly)

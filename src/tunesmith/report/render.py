@@ -1,0 +1,185 @@
+"""Writing a `Report` as report.json (for scripts), report.md and a self-contained report.html
+(figures embedded as data URIs, no external requests)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tunesmith.atomic import write_text
+from tunesmith.evaluation.runner import METRIC_NAMES, TASK_METRIC
+from tunesmith.report.plots import plot_confusion, plot_per_type
+
+if TYPE_CHECKING:
+    from tunesmith.report.compare import Report
+
+DISAGREEMENTS = 8
+
+
+def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The approaches table: header and one row of strings per approach."""
+    metric = TASK_METRIC[report.task["task"]]
+    header = ["approach", METRIC_NAMES.get(metric, metric)]
+    if report.task["task"] == "classification":
+        header.append("accuracy")
+    header += ["invalid", "latency/ex", "tokens/request", "$/1k requests", "one-off $"]
+    rows = []
+    for r in report.results:
+        c = report.costs[r.name]
+        row = [r.name, f"{r.score:.3f}"]
+        if report.task["task"] == "classification":
+            row.append(f"{r.metrics['accuracy']:.3f}")
+        row += [f"{r.invalid}/{r.n}", f"{1000 * r.latency_s:.0f} ms",
+                f"{r.prompt_tokens:.0f} + {r.completion_tokens:.1f}",
+                f"{c.per_1k_requests_usd:.4f}", f"{c.one_off_usd:.4f}"]
+        rows.append(row)
+    return header, rows
+
+
+def disagreements(report: Report) -> list[dict]:
+    """Test examples where the fine-tuned model and the best prompting approach disagree."""
+    fine = report.results[-1]
+    prompts = [r for r in report.results if r.kind == "prompt"]
+    best = max(prompts, key=lambda r: r.score)
+    out = []
+    for i, (a, b) in enumerate(zip(best.predictions, fine.predictions)):
+        if a != b:
+            out.append({"input": fine.texts[i], "gold": fine.gold[i], best.name: a, fine.name: b})
+        if len(out) >= DISAGREEMENTS:
+            break
+    return out
+
+
+def _show(value) -> str:
+    if value is None:
+        return "(invalid)"
+    if isinstance(value, list):
+        return json.dumps([{"text": t, "type": k} for t, k in value], ensure_ascii=False)
+    return str(value)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(report: Report, run_dir: Path) -> None:
+    out = report.out
+    figures: dict[str, Path] = {"Learning curve (fine-tune)": out / "loss.png",
+                                "Total cost against requests served": out / "cost.png"}
+    if (run_dir / "loss.png").is_file():
+        shutil.copyfile(run_dir / "loss.png", out / "loss.png")
+    task = report.task["task"]
+    if task == "classification":
+        fine = report.results[-1]
+        plot_confusion(fine.metrics["confusion"], out / "confusion.png",
+                       f"{fine.name}: confusion matrix on the test split")
+        figures["Confusion matrix (fine-tuned)"] = out / "confusion.png"
+    elif task == "ner":
+        plot_per_type({r.name: r.metrics["per_type"] for r in report.results}, out / "per_type_f1.png")
+        figures["Entity F1 per type"] = out / "per_type_f1.png"
+    figures = {k: v for k, v in figures.items() if v.is_file()}
+
+    write_text(out / "report.json", json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    header, rows = summary_rows(report)
+    rec = report.recommendation
+    diffs = [[c.other, f"{c.diff:+.3f}", f"[{c.low:+.3f}, {c.high:+.3f}]",
+              "yes" if c.significant else "no"] for c in rec.comparisons]
+    examples = disagreements(report)
+    openai_rows = [[name, c.where, f"{c.per_1k_requests_usd:.4f}", f"{c.one_off_usd:.2f}"]
+                   for name, c in report.openai_costs.items()]
+    md = [f"# tunesmith report: prompt it or fine-tune it?\n",
+          f"Task **{task}** ({len(report.task['labels'])} labels) · model `{report.model}` · "
+          f"{report.n_train} training / {report.n_test} test examples · {report.created}\n",
+          f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",
+          f"Rule: {rec.rule}\n", "## Approaches on the test split\n", _md_table(header, rows),
+          f"\nCosts are self-hosted on `{report.hardware}` from measured latency (batched) and "
+          f"training time; prices as of {report.prices_as_of}.",
+          (f" Fine-tuning pays back against the best prompt after "
+           f"{report.break_even_requests:,.0f} requests.\n" if report.break_even_requests
+           else " Fine-tuning does not pay back on cost alone at these figures.\n"),
+          f"## Differences to {rec.comparisons[0].best if rec.comparisons else ''} "
+          "(95% paired bootstrap)\n",
+          _md_table(["approach", "difference", "95% interval", "significant"], diffs),
+          "\n## The same requests at OpenAI's list prices (reference)\n",
+          _md_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows),
+          f"\nFine-tune: {report.training['epochs']} epochs, {report.training['steps']} steps, "
+          f"{report.training['trained_tokens']:,} tokens in {report.training['seconds']:.0f} s; "
+          f"validation loss {report.training['initial_valid_loss'] or float('nan'):.4f} -> "
+          f"{report.training['final_valid_loss'] or float('nan'):.4f}.\n"]
+    if examples:
+        keys = list(examples[0])
+        md += ["## Examples where the approaches disagree\n",
+               _md_table(keys, [[_show(e[k])[:120] for k in keys] for e in examples])]
+    md += [f"\n![{name}]({path.name})" for name, path in figures.items()]
+    write_text(out / "report.md", "\n".join(md) + "\n")
+    write_text(out / "report.html", _html(report, header, rows, diffs, openai_rows, examples,
+                                          figures))
+
+
+def _html_table(header: list[str], rows: list[list[str]], highlight: str | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = ""
+    for row in rows:
+        cls = ' class="chosen"' if highlight and row and row[0] == highlight else ""
+        body += f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(report, header, rows, diffs, openai_rows, examples, figures) -> str:
+    rec = report.recommendation
+    imgs = "".join(
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(path.read_bytes()).decode()}"><figcaption>{html.escape(name)}'
+        "</figcaption></figure>" for name, path in figures.items())
+    example_table = ""
+    if examples:
+        keys = list(examples[0])
+        example_table = ("<h2>Examples where the approaches disagree</h2>"
+                         + _html_table(keys, [[_show(e[k]) for k in keys] for e in examples]))
+    payback = (f"Fine-tuning pays back against the best prompt after "
+               f"<b>{report.break_even_requests:,.0f}</b> requests."
+               if report.break_even_requests else
+               "Fine-tuning does not pay back on cost alone at these figures.")
+    t = report.training
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tunesmith report</title>
+<style>
+body {{ font: 14px/1.45 system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: .6em 0 1.2em; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }} tr.chosen td {{ background: #e8f4e8; font-weight: 600; }}
+.rec {{ border-left: 5px solid #2a8a2a; background: #f4faf4; padding: .6em 1em; }}
+.rule {{ color: #555; font-size: 13px; }} figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
+</style></head><body>
+<h1>Prompt it or fine-tune it?</h1>
+<p>Task <b>{html.escape(report.task['task'])}</b> ({len(report.task['labels'])} labels) · model
+<code>{html.escape(report.model)}</code> · {report.n_train} training / {report.n_test} test
+examples · {html.escape(report.created)}</p>
+<div class="rec"><h2>Recommendation: {html.escape(rec.choice)}</h2><p>{html.escape(rec.reason)}</p>
+<p class="rule">Rule: {html.escape(rec.rule)}</p></div>
+<h2>Approaches on the test split</h2>
+{_html_table(header, rows, rec.choice)}
+<p>Costs: self-hosted on <code>{html.escape(report.hardware)}</code>, from measured latency
+(batched) and measured training time; prices as of {html.escape(report.prices_as_of)}. {payback}</p>
+<h2>Differences to the best approach (95% paired bootstrap)</h2>
+{_html_table(["approach", "difference", "95% interval", "significant"], diffs)}
+<h2>The same requests at OpenAI's list prices (reference)</h2>
+{_html_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows)}
+<p>Fine-tune: {t['epochs']} epochs, {t['steps']} steps, {t['trained_tokens']:,} tokens in
+{t['seconds']:.0f} s.</p>
+{example_table}
+<h2>Figures</h2>{imgs}
+<script>
+// Marks the page once every figure has decoded (used by tunesmith's rendering test).
+Promise.all([...document.images].map(i => i.decode())).then(
+  () => document.body.setAttribute("data-figures", document.images.length + " loaded"),
+  () => document.body.setAttribute("data-figures", "failed"));
+</script>
+</body></html>
+"""
