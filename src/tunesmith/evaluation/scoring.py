@@ -118,7 +118,7 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str],
         logp = None
         if internal:
             tree_out = model(input_ids=node_ids, position_ids=node_pos, attention_mask=bias[:, None],
-                             past_key_values=prompt_out.past_key_values, use_cache=True,
+                             cache=prompt_out.cache, use_cache=True,
                              logits_to_keep=torch.tensor(internal, device=device))
             logp = tree_out.logits.float().log_softmax(-1)  # (B, internal nodes, V)
         for j, path in enumerate(tree.paths):

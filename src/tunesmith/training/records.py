@@ -71,12 +71,12 @@ def plot_loss(path: Path, records: list[dict], title: str = "") -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     series = (("train_loss", "train", "-", None), ("valid_loss", "valid (batch)", "--", "o"),
-              ("full_valid_loss", "valid (full, epoch end)", "", "s"))
+              ("full_valid_loss", "valid (full, epoch end)", "none", "s"))
     for key, label, style, marker in series:
         points = [(r["step"], r[key]) for r in records if key in r]
         if points:
             xs, ys = zip(*points)
-            ax.plot(xs, ys, style, marker=marker, markersize=4, label=label)
+            ax.plot(xs, ys, linestyle=style, marker=marker, markersize=5, label=label)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (nats per answer token)")
     ax.set_title(title)

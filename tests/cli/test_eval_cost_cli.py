@@ -1,0 +1,39 @@
+"""`tunesmith eval`, `cost` and `train` as a user runs them, on a tiny random model."""
+
+import json
+
+from tunesmith.cli import main
+
+
+def test_eval_json(tiny_model_dir, tiny_data_dir, capsys):
+    code = main(["eval", "--model", str(tiny_model_dir), "--data",
+                 str(tiny_data_dir / "validation.jsonl"), "--shots", "2", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["shots"] == 2 and doc["kind"] == "prompt"
+    assert doc["metric"] == "macro_f1" and len(doc["predictions"]) == doc["n"] == 3
+
+
+def test_cost_prices_every_approach(tiny_model_dir, tiny_data_dir, capsys):
+    code = main(["cost", "--data", str(tiny_data_dir / "validation.jsonl"), "--model",
+                 str(tiny_model_dir), "--shots", "2", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    names = [(a["name"], a["where"].split()[0]) for a in doc["approaches"]]
+    assert names == [("zero-shot", "self-hosted"), ("2-shot", "self-hosted"),
+                     ("fine-tuned (lora)", "self-hosted"), ("zero-shot", "OpenAI"),
+                     ("2-shot", "OpenAI"), ("fine-tuned", "OpenAI")]
+    assert doc["training"]["measured_tokens_per_s"] > 0 and doc["training"]["epochs"] == 11
+    few, zero = doc["approaches"][4], doc["approaches"][3]
+    assert few["per_1k_requests_usd"] > zero["per_1k_requests_usd"]  # shots make prompts longer
+
+
+def test_train_then_eval_the_run(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_data_dir), "--model", str(tiny_model_dir), "--epochs",
+                 "1", "--out", str(run), "--quiet"]) == 0
+    assert "run folder" in capsys.readouterr().out
+    assert main(["eval", "--model", str(run), "--data", str(tiny_data_dir / "validation.jsonl"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "fine-tune"
+    assert main(["train", "--data", str(tiny_data_dir), "--model", str(tiny_model_dir), "--out",
+                 str(run)]) == 2  # an existing run needs --resume
