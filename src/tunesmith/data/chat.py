@@ -14,7 +14,7 @@ The error codes are the guide's own (`data_type`, `missing_messages_list`, `mess
 from __future__ import annotations
 
 from tunesmith.data.examples import Example, Message
-from tunesmith.data.issues import Issue, describe_type, warning
+from tunesmith.data.issues import Issue, describe_type, not_an_object, unknown_keys, warning
 
 ROLES = ("system", "user", "assistant", "function", "tool", "developer")
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id",
@@ -25,12 +25,9 @@ COMPLETION_KEYS = {"prompt", "completion", "metadata"}
 
 def parse_chat_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]:
     """Check one chat row; return its `Example` (None if it has errors) and every issue found."""
-    if not isinstance(obj, dict):
-        return None, [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.",
-                            line)]
-    issues: list[Issue] = []
-    for key in sorted(set(obj) - ROW_KEYS):
-        issues.append(warning("unrecognized_key", f"unknown key '{key}' is ignored.", line, key))
+    if bad := not_an_object(obj, line):
+        return None, bad
+    issues: list[Issue] = unknown_keys(obj, ROW_KEYS, line)
     raw = obj.get("messages")
     if not isinstance(raw, list) or not raw:
         got = "missing" if raw is None else ("empty" if raw == [] else describe_type(raw))
@@ -115,19 +112,9 @@ def _parse_message(m: object, where: str, line: int) -> tuple[Message | None, li
 
 def parse_completion_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]:
     """Check one prompt/completion row: {"prompt": "...", "completion": "..."}."""
-    if not isinstance(obj, dict):
-        return None, [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.",
-                            line)]
-    issues: list[Issue] = []
-    for key in sorted(set(obj) - COMPLETION_KEYS):
-        issues.append(warning("unrecognized_key", f"unknown key '{key}' is ignored.", line, key))
-    for key in ("prompt", "completion"):
-        value = obj.get(key)
-        if key not in obj:
-            issues.append(Issue("missing_field", f"the row has no '{key}'.", line, key))
-        elif not isinstance(value, str):
-            issues.append(Issue("invalid_type", f"'{key}' must be a string, got {describe_type(value)}.",
-                                line, key))
+    if bad := not_an_object(obj, line):
+        return None, bad
+    issues = unknown_keys(obj, COMPLETION_KEYS, line) + _strings(obj, ("prompt", "completion"), line)
     if any(i.severity == "error" for i in issues):
         return None, issues
     if not obj["completion"].strip():
@@ -143,22 +130,24 @@ ALPACA_KEYS = {"instruction", "input", "output", "id", "metadata"}
 def parse_alpaca_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]:
     """Check one Alpaca-style row: {"instruction": ..., "input": ... (optional), "output": ...}.
     The user message is the instruction, then a blank line and the input when there is one."""
-    if not isinstance(obj, dict):
-        return None, [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.",
-                            line)]
-    issues: list[Issue] = []
-    for key in sorted(set(obj) - ALPACA_KEYS):
-        issues.append(warning("unrecognized_key", f"unknown key '{key}' is ignored.", line, key))
-    for key in ("instruction", "input", "output"):
-        value = obj.get(key, "" if key == "input" else None)
-        if value is None and key not in obj:
-            issues.append(Issue("missing_field", f"the row has no '{key}'.", line, key))
-        elif not isinstance(value, str):
-            issues.append(Issue("invalid_type", f"'{key}' must be a string, got {describe_type(value)}.",
-                                line, key))
+    if bad := not_an_object(obj, line):
+        return None, bad
+    issues = unknown_keys(obj, ALPACA_KEYS, line) + _strings(obj, ("instruction", "output"), line,
+                                                            optional=("input",))
     if any(i.severity == "error" for i in issues):
         return None, issues
     if not obj["output"].strip():
         return None, issues + [Issue("empty_target", "the output is empty.", line, "output")]
     prompt = obj["instruction"] + (f"\n\n{obj['input']}" if obj.get("input", "").strip() else "")
     return Example(line, [Message("user", prompt), Message("assistant", obj["output"])]), issues
+
+
+def _strings(obj: dict, required: tuple[str, ...], line: int,
+             optional: tuple[str, ...] = ()) -> list[Issue]:
+    """Errors for required fields that are missing and for any of them that is not a string."""
+    issues = [Issue("missing_field", f"the row has no '{key}'.", line, key)
+              for key in required if key not in obj]
+    issues += [Issue("invalid_type", f"'{key}' must be a string, got {describe_type(obj[key])}.",
+                     line, key)
+               for key in (*required, *optional) if key in obj and not isinstance(obj[key], str)]
+    return issues

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from tunesmith.data.examples import Example, Message
-from tunesmith.data.issues import Issue, describe_type
+from tunesmith.data.issues import Issue, describe_type, not_an_object
 from tunesmith.data.lines import Line
 from tunesmith.errors import UnusableInputError
 
@@ -23,9 +23,8 @@ def parse_classification_row(
     obj: object, line: int, text_field: str = "text", label_field: str = "label"
 ) -> tuple[Example | None, list[Issue]]:
     """Check one JSONL row of a classification file."""
-    if not isinstance(obj, dict):
-        return None, [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.",
-                            line)]
+    if bad := not_an_object(obj, line):
+        return None, bad
     return _check_fields(obj.get(text_field, _MISSING), obj.get(label_field, _MISSING), line,
                          text_field, label_field)
 

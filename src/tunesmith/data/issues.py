@@ -59,3 +59,16 @@ def describe_type(value: object) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def not_an_object(obj: object, line: int) -> list[Issue]:
+    """OpenAI's `data_type` check: every JSONL row is a JSON object. [] when it is one."""
+    if isinstance(obj, dict):
+        return []
+    return [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.", line)]
+
+
+def unknown_keys(obj: dict, allowed: set[str], line: int) -> list[Issue]:
+    """A warning per key outside `allowed` (it is ignored, not an error)."""
+    return [warning("unrecognized_key", f"unknown key '{key}' is ignored.", line, key)
+            for key in sorted(set(obj) - allowed)]

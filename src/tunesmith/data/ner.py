@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from tunesmith.data.examples import Entity, Example, Message, entities_json
-from tunesmith.data.issues import Issue, describe_type
+from tunesmith.data.issues import Issue, describe_type, not_an_object
 from tunesmith.data.lines import Line
 
 TAG = re.compile(r"^(O|[BI]-\S+)$")
@@ -48,9 +48,8 @@ def parse_ner_row(
     obj: object, line: int, tokens_field: str = "tokens", tags_field: str = "tags"
 ) -> tuple[Example | None, list[Issue]]:
     """Check one JSONL row `{"tokens": [...], "tags": [...]}` (`ner_tags` is accepted too)."""
-    if not isinstance(obj, dict):
-        return None, [Issue("data_type", f"each line must be a JSON object, got {describe_type(obj)}.",
-                            line)]
+    if bad := not_an_object(obj, line):
+        return None, bad
     if tags_field not in obj and "ner_tags" in obj:
         tags_field = "ner_tags"
     issues: list[Issue] = []
