@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from tunesmith.config import TrainConfig
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from tunesmith.training import train
 
     result = train(config_from_args(args))
-    if result.config and int(__import__("os").environ.get("RANK", "0")) != 0:
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
     cfg = result.config
     print(f"\n{cfg.method} fine-tuning of {cfg.model}: {result.steps} steps, "
