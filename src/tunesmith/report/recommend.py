@@ -10,15 +10,15 @@ RULE (printed in every report):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from tunesmith.cost import ApproachCost
-from tunesmith.evaluation.metrics import token_f1
+from tunesmith.evaluation.metrics import paired_bootstrap, token_f1
 from tunesmith.evaluation.runner import METRIC_NAMES, TASK_METRIC, EvalResult
-from tunesmith.evaluation.metrics import paired_bootstrap
 
 RULE = (
     "Quality first: the approach with the best {metric} on the test split is recommended if, "
@@ -82,8 +82,6 @@ def sampler(result: EvalResult, labels: list[str]) -> Callable[[np.ndarray], flo
     if result.task == "ner":
         counts = []
         for g, p in zip(result.gold, result.predictions):
-            from collections import Counter
-
             gc, pc = Counter(g), Counter(p)
             tp = sum((gc & pc).values())
             counts.append((tp, sum(pc.values()) - tp, sum(gc.values()) - tp))
