@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunesmith.data.examples import Example
+from tunesmith.data.examples import Dataset, Example
 from tunesmith.data.formats import read_dataset
 from tunesmith.data.prepare import default_system
 from tunesmith.data.taskfile import TaskSpec, read_task
@@ -25,8 +25,8 @@ class TaskData:
     train_path: Path | None
 
 
-def read_examples(path: Path) -> list[Example]:
-    """Valid examples of a data file; any error stops (evaluation on broken data means nothing).
+def read_valid(path: Path) -> Dataset:
+    """A data file that has no errors (evaluation on broken data means nothing).
 
     Raises:
         InvalidDataError: the file has errors.
@@ -35,7 +35,7 @@ def read_examples(path: Path) -> list[Example]:
     if data.errors:
         raise InvalidDataError(path, data.errors, f"{len(data.errors)} errors; run `tunesmith "
                                "data check` on it for details.")
-    return data.examples
+    return data
 
 
 def load_task_data(path: str | Path) -> TaskData:
@@ -54,12 +54,13 @@ def load_task_data(path: str | Path) -> TaskData:
         folder = path
     else:
         test_path, folder = path, path.parent
-    test = read_examples(test_path)
+    data = read_valid(test_path)
+    test = data.examples
     train_path = folder / "train.jsonl"
-    train = read_examples(train_path) if train_path.is_file() and train_path != test_path else []
+    train = (read_valid(train_path).examples if train_path.is_file() and train_path != test_path
+             else [])
     spec = read_task(folder)
     if spec is None:  # a loose file: infer what task.json would have said
-        data = read_dataset(test_path)
         task = infer_task(data)
         everything = train + test
         labels = (sorted(label_counts(everything)) if task == "classification"
