@@ -30,6 +30,23 @@ def stop_ids(tokenizer, model=None) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+def left_pad(tokenizer, prompts: list[str]) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
+    """Tokenize prompts and left-pad them so every prompt ends at the same column.
+
+    Returns:
+        (token ids per prompt, ids (B, T), 1/0 attention mask (B, T)).
+    """
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    enc = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    width = max(map(len, enc))
+    ids = torch.full((len(enc), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(enc), width), dtype=torch.long)
+    for r, e in enumerate(enc):
+        ids[r, width - len(e):] = torch.tensor(e)
+        mask[r, width - len(e):] = 1
+    return enc, ids, mask
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
              batch_size: int = 16, temperature: float = 0.0, top_p: float = 1.0,
@@ -42,13 +59,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
     if seed is not None:
         torch.manual_seed(seed)
     for first in range(0, len(prompts), batch_size):
-        enc = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[first:first + batch_size]]
-        width = max(map(len, enc))
-        ids = torch.full((len(enc), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(enc), width), dtype=torch.long)
-        for r, e in enumerate(enc):
-            ids[r, width - len(e):] = torch.tensor(e)
-            mask[r, width - len(e):] = 1
+        enc, ids, mask = left_pad(tokenizer, prompts[first:first + batch_size])
+        width = ids.shape[1]
         sampling = temperature > 0
         out = model.generate(
             input_ids=ids.to(device), attention_mask=mask.to(device),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from tunesmith.data.render import render
+from tunesmith.generation import left_pad
 
 
 @dataclass
@@ -91,16 +92,9 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str],
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     out = torch.empty(len(prompts), len(labels))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for first in range(0, len(prompts), batch_size):
-        chunk = prompts[first:first + batch_size]
-        enc = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in chunk]
-        width = max(map(len, enc))
-        ids = torch.full((len(enc), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(enc), width), dtype=torch.long)
-        for r, e in enumerate(enc):  # left padding: every prompt ends at the same column
-            ids[r, width - len(e):] = torch.tensor(e)
-            mask[r, width - len(e):] = 1
+        enc, ids, mask = left_pad(tokenizer, prompts[first:first + batch_size])
+        width = ids.shape[1]
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
         prompt_out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
