@@ -176,10 +176,11 @@ examples · {html.escape(report.created)}</p>
 {example_table}
 <h2>Figures</h2>{imgs}
 <script>
-// Marks the page once every figure has decoded (used by tunesmith's rendering test).
-Promise.all([...document.images].map(i => i.decode())).then(
-  () => document.body.setAttribute("data-figures", document.images.length + " loaded"),
-  () => document.body.setAttribute("data-figures", "failed"));
+// Marks the page once every figure has loaded (used by tunesmith's rendering test).
+window.addEventListener("load", () => {{
+  const ok = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.setAttribute("data-figures", ok === document.images.length ? ok + " loaded" : "failed");
+}});
 </script>
 </body></html>
 """
