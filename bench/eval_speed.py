@@ -1,10 +1,12 @@
-"""Classification evaluation speed: label scoring (one pass over the cached prompt, labels as a
-prefix tree) against batched greedy generation, in the same run, same model and precision.
+"""Classification evaluation speed: label scoring (labels as a prefix tree searched over the
+cached prompt) against batched greedy generation, in the same run, same model and precision.
 
-Zero-shot, embedded SmolLM2-135M-Instruct, the first 200 test examples of
-../shared/data/sst2 (2 labels) and ../shared/data/banking77 (77 labels), batch 16.
+The embedded SmolLM2-135M-Instruct, the first 200 test examples of ../shared/data/sst2
+(2 labels) and ../shared/data/banking77 (77 labels), batch 16, zero-shot and K-shot (shots from
+the training split). Also prints how many label-tree nodes exhaustive scoring would run per
+example, the work the best-first search can skip only when the model is confident.
 
-    python bench/eval_speed.py [--examples 200]
+    python bench/eval_speed.py [--examples 200] [--shots 0,5]
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from tunesmith.data.splits import load_task_data
 from tunesmith.evaluation.runner import evaluate
+from tunesmith.evaluation.scoring import LabelTree, answer_tokens
 from tunesmith.modeling import load_for_inference
+from tunesmith.prompting.fewshot import select_shots
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -22,24 +26,34 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", type=int, default=200)
+    ap.add_argument("--shots", default="0,5")
     args = ap.parse_args()
     model, tokenizer = load_for_inference("smollm2-135m-instruct")
     print(f"model dtype {next(model.parameters()).dtype}, batch 16, {args.examples} examples")
     rates = {}
-    print(f"{'data set':10} {'labels':>6} {'mode':9} {'examples/s':>10} {'accuracy':>8} "
-          f"{'invalid':>7}")
+    print(f"{'data set':10} {'labels':>6} {'tree':>5} {'shots':>5} {'mode':9} {'examples/s':>10} "
+          f"{'accuracy':>8} {'invalid':>7}")
     for name in ("sst2", "banking77"):
         td = load_task_data(SHARED / name / "chat" / "test.jsonl")
         test = td.test[: args.examples]
+        tree = LabelTree.build([answer_tokens(tokenizer, label) for label in td.spec.labels])
+        internal = sum(1 for c in tree.children if c)
         evaluate(model, tokenizer, test[:16], td.spec)  # warm-up: first calls pay oneDNN set-up
-        for mode in ("score", "generate"):
-            r = evaluate(model, tokenizer, test, td.spec, mode=mode, batch_size=16)
-            rates[name, mode] = 1 / r.latency_s
-            print(f"{name:10} {len(td.spec.labels):6} {mode:9} {1 / r.latency_s:10.1f} "
-                  f"{r.metrics['accuracy']:8.3f} {r.invalid:7}")
-    print(f"ratio_score_over_generate_banking77={rates['banking77', 'score'] / rates['banking77', 'generate']:.2f}")
-    print(f"ratio_score_over_generate_sst2={rates['sst2', 'score'] / rates['sst2', 'generate']:.2f}")
-    print(f"slowdown_banking77_over_sst2_scoring={rates['sst2', 'score'] / rates['banking77', 'score']:.2f}")
+        for k in map(int, args.shots.split(",")):
+            shots = select_shots(td.train, k, td.spec.task) if k else []
+            for mode in ("score", "generate"):
+                r = evaluate(model, tokenizer, test, td.spec, shots=shots, mode=mode,
+                             batch_size=16)
+                rates[name, k, mode] = 1 / r.latency_s
+                print(f"{name:10} {len(td.spec.labels):6} {internal:5} {k:5} {mode:9} "
+                      f"{1 / r.latency_s:10.1f} {r.metrics['accuracy']:8.3f} {r.invalid:7}",
+                      flush=True)
+    for k in map(int, args.shots.split(",")):
+        for name in ("banking77", "sst2"):
+            ratio = rates[name, k, "score"] / rates[name, k, "generate"]
+            print(f"ratio_score_over_generate_{name}_{k}shot={ratio:.2f}")
+        slowdown = rates["sst2", k, "score"] / rates["banking77", k, "score"]
+        print(f"slowdown_banking77_over_sst2_scoring_{k}shot={slowdown:.2f}")
 
 
 if __name__ == "__main__":

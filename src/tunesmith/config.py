@@ -43,6 +43,8 @@ class TrainConfig:
     """Examples per optimizer step (OpenAI's meaning), whatever the packing."""
     lr: float | Literal["auto"] = "auto"
     """Peak learning rate; auto = 2e-4 (LoRA) or 2e-5 (full) at batch 8, scaled by sqrt(batch/8)."""
+    lr_multiplier: float = 1.0
+    """Scales the learning rate (OpenAI's `learning_rate_multiplier`)."""
     max_seq_len: int = 1024
     """Tokens per example; longer examples are truncated on the right (and reported)."""
     pack: bool = True
@@ -89,6 +91,8 @@ class TrainConfig:
                 problems.append(f"--{name.replace('_', '-')} must be 'auto' or a positive integer")
         if self.lr != "auto" and (not isinstance(self.lr, (int, float)) or not 0 < self.lr < 1):
             problems.append("--lr must be 'auto' or a number between 0 and 1")
+        if not 0 < self.lr_multiplier <= 100:
+            problems.append("the learning-rate multiplier must be in (0, 100]")
         if self.max_seq_len < 16:
             problems.append("--max-seq-len must be at least 16 tokens")
         if self.micro_batch_tokens < self.max_seq_len:
@@ -111,6 +115,7 @@ class TrainConfig:
         batch = auto_batch_size(n_train) if self.batch_size == "auto" else int(self.batch_size)
         batch = min(batch, max(n_train, 1))
         lr = auto_learning_rate(self.method, batch) if self.lr == "auto" else float(self.lr)
+        lr *= self.lr_multiplier
         steps_per_epoch = -(-n_train // batch)
         total = steps_per_epoch * epochs
         auto = [k for k in ("epochs", "batch_size", "lr") if getattr(self, k) == "auto"]

@@ -55,11 +55,14 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     eos = stop_ids(tokenizer, model)
-    results: list[Generated] = []
+    results: list[Generated | None] = [None] * len(prompts)
     if seed is not None:
         torch.manual_seed(seed)
+    lengths = [len(p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lengths.__getitem__)  # batches of like length
     for first in range(0, len(prompts), batch_size):
-        enc, ids, mask = left_pad(tokenizer, prompts[first:first + batch_size])
+        batch = order[first:first + batch_size]
+        enc, ids, mask = left_pad(tokenizer, [prompts[i] for i in batch])
         width = ids.shape[1]
         sampling = temperature > 0
         out = model.generate(
@@ -71,7 +74,100 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64,
             new = out[r, width:].tolist()
             cut = next((k for k, t in enumerate(new) if t in eos), None)
             answer = new if cut is None else new[:cut]
-            results.append(Generated(
+            results[batch[r]] = Generated(
                 tokenizer.decode(answer, skip_special_tokens=True), len(e),
-                len(answer) + (cut is not None), "stop" if cut is not None else "length"))
+                len(answer) + (cut is not None), "stop" if cut is not None else "length")
     return results
+
+
+@dataclass
+class Sampling:
+    """How one row of a batch picks its tokens (the chat completion parameters)."""
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    """0 is greedy."""
+    top_p: float = 1.0
+    seed: int | None = None
+    top_logprobs: int = 0
+    """Alternatives to report at each position (0-20), besides the chosen token."""
+
+
+@dataclass
+class Step:
+    """One generated token of one row, as `decode_rows` reports it."""
+
+    row: int
+    token: int
+    logprob: float
+    """log p(token) under the model (before temperature and top-p)."""
+    top: list[tuple[int, float]]
+    """The `top_logprobs` most likely tokens and their log-probabilities."""
+    last: bool
+    """True when the row ended with this token (end-of-turn, or max_new_tokens reached)."""
+
+
+@torch.inference_mode()
+def decode_rows(model, prompts: list[list[int]], sampling: list[Sampling], stop: list[int],
+                pad_id: int, on_step) -> None:
+    """Generate for a batch of token-id prompts, each row with its own sampling, calling
+    `on_step(Step)` for every new token as soon as it exists (streaming).
+
+    `on_step` returns True to end its row early (a stop string was reached, or the client left).
+    Rows are left-padded; a finished row keeps a slot in the batch but its tokens are ignored.
+    """
+    device = next(model.parameters()).device
+    b, width = len(prompts), max(map(len, prompts))
+    ids = torch.full((b, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((b, width), dtype=torch.long)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p):] = torch.tensor(p)
+        mask[r, width - len(p):] = 1
+    generators = []
+    for s in sampling:
+        g = torch.Generator()
+        g.manual_seed(s.seed if s.seed is not None else torch.seed())
+        generators.append(g)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    active = [True] * b
+    produced = [0] * b
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                position_ids=pos.to(device), use_cache=True, logits_to_keep=1)
+    cache, next_pos = out.cache, pos[:, -1:] + 1
+    logits = out.logits[:, -1].float().cpu()
+    stops = set(stop)
+    while any(active):
+        logp = logits.log_softmax(-1)
+        chosen = torch.full((b, 1), pad_id, dtype=torch.long)
+        for r in range(b):
+            if not active[r]:
+                continue
+            s = sampling[r]
+            token = _pick(logits[r], s, generators[r])
+            produced[r] += 1
+            top = []
+            if s.top_logprobs:
+                values, indices = logp[r].topk(s.top_logprobs)
+                top = list(zip(indices.tolist(), values.tolist()))
+            last = token in stops or produced[r] >= s.max_new_tokens
+            ended = on_step(Step(r, token, logp[r, token].item(), top, last))
+            active[r] = not (last or ended)
+            chosen[r, 0] = token
+        if not any(active):
+            break
+        mask = torch.cat([mask, torch.ones((b, 1), dtype=torch.long)], dim=1)
+        out = model(input_ids=chosen.to(device), attention_mask=mask.to(device),
+                    position_ids=next_pos.to(device), cache=cache, use_cache=True)
+        cache, next_pos = out.cache, next_pos + 1
+        logits = out.logits[:, -1].float().cpu()
+
+
+def _pick(logits: torch.Tensor, s: Sampling, generator: torch.Generator) -> int:
+    if s.temperature <= 0:
+        return int(logits.argmax())
+    probs = (logits / s.temperature).softmax(-1)
+    if s.top_p < 1.0:
+        sorted_p, order = probs.sort(descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < s.top_p  # the smallest set reaching top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -29,13 +29,40 @@ def naive(model, tokenizer, prompt, label):
     return sum(logp[len(p) - 1 + k, t].item() for k, t in enumerate(a))
 
 
+LABELS = ["card_arrival", "card_linking", "card_about_to_expire", "refund", "Refund",
+          "card_payment_fee_charged", "cash_withdrawal_charge", "pending_transfer"]
+
+
+def _prompts(tokenizer, texts):
+    return [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
+                                          add_generation_prompt=True) for t in texts]
+
+
 def test_tree_scores_equal_separate_passes(tokenizer):
     model = build_tiny_model(len(tokenizer), seed=3).eval()
-    labels = ["card_arrival", "card_linking", "card_about_to_expire", "refund", "Refund"]
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                             add_generation_prompt=True)
-               for text in ("where is my card", "I want my money back now please", "hi")]
-    scores = score_labels(model, tokenizer, prompts, labels, batch_size=2)  # padding + 2 batches
+    prompts = _prompts(tokenizer, ("where is my card", "I want my money back now please", "hi"))
+    scores = score_labels(model, tokenizer, prompts, LABELS, batch_size=2, prune=False)
     for i, prompt in enumerate(prompts):
-        for j, label in enumerate(labels):
+        for j, label in enumerate(LABELS):
             assert abs(scores[i, j].item() - naive(model, tokenizer, prompt, label)) < 1e-4
+
+
+def test_pruned_search_finds_the_exact_best_label(tokenizer):
+    """Best-first with a budget of 1 and 3 nodes per pass: many rounds, the cache growing, and
+    pruning; the winner and its score are those of the exhaustive scoring."""
+    model = build_tiny_model(len(tokenizer), seed=5).eval()
+    prompts = _prompts(tokenizer, ("where is my card", "refund please", "hi", "cash?", "x" * 40))
+    full = score_labels(model, tokenizer, prompts, LABELS, batch_size=3, prune=False)
+    for budget in (1, 3):
+        pruned = score_labels(model, tokenizer, prompts, LABELS, batch_size=3, budget=budget)
+        assert pruned.argmax(-1).tolist() == full.argmax(-1).tolist()
+        torch.testing.assert_close(pruned.max(-1).values, full.max(-1).values, atol=1e-4, rtol=0)
+        known = pruned > float("-inf")
+        torch.testing.assert_close(pruned[known], full[known], atol=1e-4, rtol=0)
+
+
+def test_shared_prefix_leaves_a_token_to_each_prompt():
+    from tunesmith.evaluation.scoring import shared_prefix
+    assert shared_prefix([[1, 2, 3], [1, 2, 4, 5]]) == 2
+    assert shared_prefix([[1, 2], [1, 2, 3]]) == 1
+    assert shared_prefix([[7, 8, 9]]) == 2 and shared_prefix([[5], [6]]) == 0

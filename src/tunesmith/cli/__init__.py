@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from tunesmith import __version__
-from tunesmith.cli import compare, cost, data, demo, eval, train
+from tunesmith.cli import compare, cost, data, demo, eval, serve, train
 from tunesmith.errors import TunesmithError
 
 COMMANDS: dict[str, ModuleType] = {
@@ -24,6 +24,7 @@ COMMANDS: dict[str, ModuleType] = {
     "compare": compare,
     "cost": cost,
     "demo": demo,
+    "serve": serve,
 }
 
 

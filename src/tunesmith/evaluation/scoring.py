@@ -1,26 +1,36 @@
-"""Classification by label log-likelihood, all labels in one pass over the cached prompt.
+"""Classification by label log-likelihood: the labels as a prefix tree, searched over the cached
+prompt, so cost grows with the number of examples and not examples x labels x prompt length.
 
-The labels' token sequences form a prefix tree. The prompt runs once (its KV cache kept); then
-every tree node runs in one more pass, each attending to the prompt and to its own ancestors:
+The labels' token sequences form a prefix tree. Tree nodes run as extra tokens on top of the
+prompt's KV cache, each attending to the prompt and to its own ancestors only:
 
     labels   "card_arrival"  -> card _ar rival <eot>
              "card_linking"  -> card _link ing <eot>
-    tree     card ─┬─ _ar ─ rival ─ <eot>          nodes in one row:  card _ar rival <eot> _link ing <eot>
-                   └─ _link ─ ing ─ <eot>          position ids:       P   P+1  P+2   P+3  P+1  P+2  P+3
+    tree     card ─┬─ _ar ─ rival ─ <eot>          nodes in one row:  card _ar rival _link ing
+                   └─ _link ─ ing ─ <eot>          position ids:       P   P+1  P+2   P+1  P+2
 
 A label's score is the sum of its tokens' log-probabilities (its answer text and the end-of-turn
-token, so "pos" cannot win by being a prefix of "positive"). The cost grows with the number of
-distinct tree nodes, not with labels x prompt length.
+token, so "pos" cannot win by being a prefix of "positive"). Leaves never run: their
+probability comes from their parent's logits.
+
+Three things keep it fast:
+- the prompt tokens every example shares (system instruction, few-shot examples) run once, and
+  their cache is copied into each batch;
+- with `prune=True` the tree is searched best-first, a subtree at a time: log-probabilities are
+  never positive, so a node whose score is already below the best complete label cannot lead to
+  a better one and is never run. The arg-max is exact; labels that cannot win are left at -inf;
+- each round runs up to `budget` nodes per example in one forward pass, so a confident model
+  needs one or two passes even for 77 labels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 
 import torch
 
 from tunesmith.data.render import render
-from tunesmith.generation import left_pad
 
 
 @dataclass
@@ -32,34 +42,46 @@ class LabelTree:
     depth: list[int]
     paths: list[list[int]]
     """For each label, the nodes of its tokens in order."""
+    children: list[list[int]] = field(default_factory=list)
 
     @classmethod
     def build(cls, sequences: list[list[int]]) -> LabelTree:
         tree = cls([], [], [], [])
-        children: dict[tuple[int, int], int] = {}
+        index: dict[tuple[int, int], int] = {}
         for seq in sequences:
             node, path = -1, []
             for token in seq:
                 key = (node, token)
-                if key not in children:
-                    children[key] = len(tree.tokens)
+                if key not in index:
+                    index[key] = len(tree.tokens)
                     tree.tokens.append(token)
                     tree.parent.append(node)
                     tree.depth.append(0 if node < 0 else tree.depth[node] + 1)
-                node = children[key]
+                    tree.children.append([])
+                    if node >= 0:
+                        tree.children[node].append(index[key])
+                node = index[key]
                 path.append(node)
             tree.paths.append(path)
         return tree
 
+    @property
+    def roots(self) -> list[int]:
+        return [i for i, p in enumerate(self.parent) if p < 0]
+
+    def lineage(self, node: int) -> list[int]:
+        """The node and its ancestors."""
+        out = []
+        while node >= 0:
+            out.append(node)
+            node = self.parent[node]
+        return out
+
     def ancestry(self) -> torch.Tensor:
         """(T, T) boolean: node i may attend to node j (j is i or one of its ancestors)."""
-        n = len(self.tokens)
-        allowed = torch.eye(n, dtype=torch.bool)
-        for i in range(n):
-            j = self.parent[i]
-            while j >= 0:
-                allowed[i, j] = True
-                j = self.parent[j]
+        allowed = torch.zeros(len(self.tokens), len(self.tokens), dtype=torch.bool)
+        for i in range(len(self.tokens)):
+            allowed[i, self.lineage(i)] = True
         return allowed
 
 
@@ -76,48 +98,149 @@ def answer_tokens(tokenizer, label: str) -> list[int]:
     return ids
 
 
+def shared_prefix(sequences: list[list[int]]) -> int:
+    """Length of the token prefix all sequences share, leaving each at least one token."""
+    if not sequences:
+        return 0
+    n = min(map(len, sequences)) - 1
+    first = sequences[0]
+    for seq in sequences[1:]:
+        k = 0
+        while k < n and seq[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
 @torch.inference_mode()
-def score_labels(model, tokenizer, prompts: list[str], labels: list[str],
-                 batch_size: int = 16) -> torch.Tensor:
+def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_size: int = 16,
+                 *, prune: bool = True, budget: int = 64) -> torch.Tensor:
     """Log-likelihood of each label as the answer to each prompt: shape (prompts, labels).
 
     Args:
         prompts: rendered prompts ending with the generation prompt (`<|im_start|>assistant\\n`).
         labels: the label set.
+        prune: search best-first and skip labels that cannot win (left at -inf; the arg-max and
+            its score are exact). False scores every label.
+        budget: tree nodes run per example per forward pass when pruning.
     """
     tree = LabelTree.build([answer_tokens(tokenizer, label) for label in labels])
-    ancestry = tree.ancestry()
-    internal = [i for i in range(len(tree.tokens)) if i in set(tree.parent)]
-    row_of = {node: k for k, node in enumerate(internal)}  # node -> row of its logits
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    shared = shared_prefix(encoded)
     device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    out = torch.empty(len(prompts), len(labels))
+    prefix_cache = None
+    if shared:
+        prefix_cache = model(input_ids=torch.tensor([encoded[0][:shared]], device=device),
+                             use_cache=True, logits_to_keep=1).cache
+    search = _TreeSearch(tree, prune, budget if prune else len(tree.tokens))
+    out = torch.full((len(prompts), len(labels)), float("-inf"))
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # batches of like length
     for first in range(0, len(prompts), batch_size):
-        enc, ids, mask = left_pad(tokenizer, prompts[first:first + batch_size])
-        width = ids.shape[1]
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
-        prompt_out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                           logits_to_keep=1)
-        first_logp = prompt_out.logits[:, -1].float().log_softmax(-1)  # (B, V)
-        # The tree pass: (B, T) nodes, each seeing the real prompt tokens and its ancestors.
-        b, t = len(enc), len(tree.tokens)
-        node_ids = torch.tensor(tree.tokens, device=device).expand(b, t)
-        lengths = mask.sum(-1, keepdim=True)
-        node_pos = lengths + torch.tensor(tree.depth, device=device)
-        see = torch.cat([mask.bool()[:, None, :].expand(b, t, width),
-                         ancestry.to(device)[None].expand(b, t, t)], dim=-1)  # (B, T, P+T)
-        bias = torch.zeros(see.shape, dtype=dtype, device=device)
-        bias.masked_fill_(~see, torch.finfo(dtype).min)
-        logp = None
-        if internal:
-            tree_out = model(input_ids=node_ids, position_ids=node_pos, attention_mask=bias[:, None],
-                             cache=prompt_out.cache, use_cache=True,
-                             logits_to_keep=torch.tensor(internal, device=device))
-            logp = tree_out.logits.float().log_softmax(-1)  # (B, internal nodes, V)
-        for j, path in enumerate(tree.paths):
-            total = first_logp[:, tree.tokens[path[0]]].clone()
-            for node in path[1:]:
-                total += logp[:, row_of[tree.parent[node]], tree.tokens[node]]
-            out[first:first + b, j] = total.cpu()
+        batch = order[first:first + batch_size]
+        cache = None
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(batch))
+        out[batch] = search.run(model, [encoded[i][shared:] for i in batch], shared, cache)
     return out
+
+
+class _TreeSearch:
+    """The label-tree search for one batch of prompts (see the module docstring)."""
+
+    def __init__(self, tree: LabelTree, prune: bool, budget: int):
+        self.tree, self.prune, self.budget = tree, prune, max(budget, 1)
+        self.internal = [bool(c) for c in tree.children]
+        self.label_ends = [path[-1] for path in tree.paths]
+
+    def run(self, model, rows: list[list[int]], shared: int, cache) -> torch.Tensor:
+        tree = self.tree
+        device = next(model.parameters()).device
+        dtype = next(model.parameters()).dtype
+        b, width = len(rows), max(map(len, rows))
+        # The prompt pass: each row's own tokens, left-padded, on top of the shared prefix.
+        ids = torch.zeros((b, width), dtype=torch.long)
+        own = torch.zeros((b, width), dtype=torch.bool)
+        for r, row in enumerate(rows):
+            ids[r, width - len(row):] = torch.tensor(row)
+            own[r, width - len(row):] = True
+        visible = torch.cat([torch.ones((b, shared), dtype=torch.bool), own], dim=1)  # (b, P)
+        causal = torch.ones((width, shared + width), dtype=torch.bool).tril(shared)
+        see = visible[:, None, :] & causal[None]
+        pos = shared + own.long().cumsum(-1) - 1
+        lengths = shared + own.sum(-1)  # prompt length per row: position of the first node
+        prompt_out = model(input_ids=ids.to(device), position_ids=pos.clamp(min=0).to(device),
+                           attention_mask=_bias(see, dtype, device), cache=cache,
+                           use_cache=True, logits_to_keep=1)
+        cache = prompt_out.cache
+        root = prompt_out.logits[:, -1].float().log_softmax(-1).cpu()
+
+        score = [dict() for _ in range(b)]  # node -> log-probability of the path to it
+        frontier: list[list[int]] = [[] for _ in range(b)]  # scored internal nodes not yet run
+        for r in range(b):
+            for node in tree.roots:
+                score[r][node] = root[r, tree.tokens[node]].item()
+                if self.internal[node]:
+                    frontier[r].append(node)
+        column = [dict() for _ in range(b)]  # node -> its cache column, once run
+        columns = shared + width
+        while True:
+            chosen = [self._choose(score[r], frontier[r]) for r in range(b)]
+            q = max(map(len, chosen))
+            if q == 0:
+                break
+            tokens = torch.zeros((b, q), dtype=torch.long)
+            npos = torch.zeros((b, q), dtype=torch.long)
+            see = torch.zeros((b, q, columns + q), dtype=torch.bool)
+            see[:, :, :visible.shape[1]] = visible[:, None, :]
+            for r, nodes in enumerate(chosen):
+                for i, node in enumerate(nodes):
+                    column[r][node] = columns + i
+                for i, node in enumerate(nodes):
+                    tokens[r, i] = tree.tokens[node]
+                    npos[r, i] = lengths[r] + tree.depth[node]
+                    see[r, i, [column[r][a] for a in tree.lineage(node)]] = True
+                for i in range(len(nodes), q):  # padding: sees the prompt and itself
+                    see[r, i, columns + i] = True
+            logits = model(input_ids=tokens.to(device), position_ids=npos.to(device),
+                           attention_mask=_bias(see, dtype, device), cache=cache,
+                           use_cache=True).logits.float()
+            logp = (logits - logits.logsumexp(-1, keepdim=True)).cpu()
+            columns += q
+            for r, nodes in enumerate(chosen):
+                ran = set(nodes)
+                frontier[r] = [n for n in frontier[r] if n not in ran]
+                for i, node in enumerate(nodes):  # breadth-first: parents before children
+                    for child in tree.children[node]:
+                        score[r][child] = score[r][node] + logp[r, i, tree.tokens[child]].item()
+                        if self.internal[child] and child not in ran:
+                            frontier[r].append(child)
+        out = torch.full((b, len(self.label_ends)), float("-inf"))
+        for r in range(b):
+            for j, end in enumerate(self.label_ends):
+                if end in score[r]:
+                    out[r, j] = score[r][end]
+        return out
+
+    def _choose(self, score: dict[int, float], frontier: list[int]) -> list[int]:
+        """The internal nodes to run next: whole subtrees of the best frontier nodes that could
+        still beat the best complete label, breadth-first, up to the budget."""
+        best = max((score[e] for e in self.label_ends if e in score), default=float("-inf"))
+        candidates = sorted((n for n in frontier if not self.prune or score[n] >= best),
+                            key=lambda n: -score[n])
+        chosen: list[int] = []
+        for start in candidates:
+            queue = [start]
+            for node in queue:
+                if len(chosen) == self.budget:
+                    return chosen
+                chosen.append(node)
+                queue.extend(c for c in self.tree.children[node] if self.internal[c])
+        return chosen
+
+
+def _bias(see: torch.Tensor, dtype, device) -> torch.Tensor:
+    """Boolean (B, Q, K) visibility as the additive (B, 1, Q, K) mask the model takes."""
+    bias = torch.zeros(see.shape, dtype=dtype)
+    bias.masked_fill_(~see, torch.finfo(dtype).min)
+    return bias[:, None].to(device)

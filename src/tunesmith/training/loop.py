@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ from tunesmith.data.taskfile import read_task
 from tunesmith.errors import InvalidDataError, UsageError
 from tunesmith.modeling import load_model, load_tokenizer, model_dir, resolve_model
 from tunesmith.training import distributed as D
+from tunesmith.training.hooks import TrainHooks, TrainingStopped
 from tunesmith.training.checkpoint import (
     latest_checkpoint, load_checkpoint, prune_checkpoints, remove_stale_temps, save_checkpoint,
 )
@@ -63,7 +65,7 @@ class TrainResult:
     """The trained model (PEFT-wrapped for LoRA), still in memory."""
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     """Fine-tune `config.model` on `config.train_file` and write the run folder `config.out`.
 
     Raises:
@@ -71,7 +73,9 @@ def train(config: TrainConfig) -> TrainResult:
         InvalidDataError: a data file has errors (fix them with `tunesmith data check`).
         UsageError: `--resume` without a checkpoint, or a run folder of another run.
         ModelError: the model cannot be resolved or loaded.
+        TrainingStopped: `hooks.should_stop()` returned True.
     """
+    hooks = hooks or TrainHooks()
     info = D.setup(config.device)
     run = Path(config.out)
     torch.manual_seed(config.seed)
@@ -85,6 +89,7 @@ def train(config: TrainConfig) -> TrainResult:
                  if config.val_file else [])
     cfg = config.resolve(len(train_items))
     _log_resolved(cfg)
+    hooks.on_start(dataclasses.asdict(cfg))
     resume_from = _resume_point(run, cfg)
 
     # ---- model, method, optimizer, schedule ------------------------------------------------
@@ -154,6 +159,7 @@ def train(config: TrainConfig) -> TrainResult:
     def record(entry: dict) -> None:
         if metrics is not None:
             metrics.write(entry)
+            hooks.on_record(entry)
 
     eval_batch = val_items[: cfg.eval_examples]
     if val_items and resume_from is None:
@@ -221,6 +227,9 @@ def train(config: TrainConfig) -> TrainResult:
             bar.set_postfix(epoch=epoch + 1, loss=f"{entry['train_loss']:.4f}",
                             tok_s=f"{entry['tokens_per_s']:.0f}", refresh=False)
             bar.update(1)
+            if hooks.should_stop():
+                bar.close()
+                raise TrainingStopped(f"stopped at step {step}")
 
         # ---- epoch end: full validation, checkpoint, records -------------------------------
         state: dict = {"step": step, "initial_valid_loss": initial_valid_loss}
@@ -237,9 +246,10 @@ def train(config: TrainConfig) -> TrainResult:
                 best = {"loss": state["full_valid_loss"], "epoch": epoch + 1, "path": path}
             state["best"] = {**best, "path": str(best["path"]) if best["path"] else None}
             save_checkpoint(run, epoch + 1, model, optimizer, scheduler, state)
-            prune_checkpoints(run, {path} | ({best["path"]} if best["path"] else set()))
             write_results_csv(run / "results.csv", metrics.records)
             plot_loss(run / "loss.png", metrics.records, title=f"{cfg.method} · {cfg.model}")
+            hooks.on_checkpoint(epoch + 1, step, path, _latest_metrics(metrics.records))
+            prune_checkpoints(run, {path} | ({best["path"]} if best["path"] else set()))
         D.barrier(info)
     bar.close()
     seconds = time.perf_counter() - started
@@ -257,6 +267,14 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
+
+def _latest_metrics(records: list[dict]) -> dict:
+    """The newest value of every metric (OpenAI's checkpoint `metrics`)."""
+    out: dict = {}
+    for r in records:
+        out.update({k: v for k, v in r.items() if k not in ("epoch", "tokens", "tokens_per_s")})
+    return out
 
 
 def _examples(path: str) -> list[Example]:

@@ -1,0 +1,140 @@
+"""The service's records, shaped like OpenAI's objects (`openai.types`): files, fine-tuning jobs,
+their events and checkpoints, and the models a project can call.
+
+Each record's `to_api()` returns exactly the JSON OpenAI's API returns for it, so the official
+client parses it unchanged.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+"""OpenAI's six job states; the last three are final."""
+FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+ModelKind = Literal["base", "fine-tuned", "checkpoint"]
+
+PREFIX = {"file": "file-", "job": "ftjob-", "event": "ftevent-", "checkpoint": "ftckpt_",
+          "chat": "chatcmpl-"}
+
+
+def new_id(kind: str) -> str:
+    """A fresh id in OpenAI's style: `file-9Hq...`, `ftjob-...` (24 random url-safe characters)."""
+    return PREFIX[kind] + secrets.token_hex(12)
+
+
+def now() -> int:
+    return int(time.time())
+
+
+@dataclass
+class FileRecord:
+    id: str
+    project: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: int
+    path: str
+    """Where the bytes are, relative to the service home (never derived from the id)."""
+    status: Literal["uploaded", "processed", "error"] = "processed"
+    status_details: str | None = None
+    """For a `fine-tune` file with problems: the data checks' first errors."""
+
+    def to_api(self) -> dict:
+        return {"id": self.id, "object": "file", "bytes": self.bytes,
+                "created_at": self.created_at, "filename": self.filename,
+                "purpose": self.purpose, "status": self.status,
+                "status_details": self.status_details, "expires_at": None}
+
+
+@dataclass
+class Job:
+    id: str
+    project: str
+    model: str
+    """The base model spec, as the client gave it."""
+    training_file: str
+    validation_file: str | None
+    hyperparameters: dict
+    """`n_epochs`, `batch_size`, `learning_rate_multiplier`: "auto" until training resolves them."""
+    seed: int
+    suffix: str | None = None
+    metadata: dict | None = None
+    status: JobStatus = "validating_files"
+    created_at: int = field(default_factory=now)
+    finished_at: int | None = None
+    estimated_finish: int | None = None
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    result_files: list[str] = field(default_factory=list)
+    error: dict | None = None
+    """`{"code", "message", "param"}` of a failed job."""
+    workdir: str = ""
+    """The run folder, relative to the service home (random, never derived from the id)."""
+
+    def to_api(self) -> dict:
+        hp = self.hyperparameters
+        return {
+            "id": self.id, "object": "fine_tuning.job", "created_at": self.created_at,
+            "finished_at": self.finished_at, "model": self.model,
+            "fine_tuned_model": self.fine_tuned_model, "organization_id": self.project,
+            "status": self.status, "hyperparameters": hp, "training_file": self.training_file,
+            "validation_file": self.validation_file, "result_files": self.result_files,
+            "trained_tokens": self.trained_tokens, "error": self.error, "seed": self.seed,
+            "suffix": self.suffix, "metadata": self.metadata,
+            "estimated_finish": self.estimated_finish, "integrations": [],
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+        }
+
+
+@dataclass
+class JobEvent:
+    id: str
+    job_id: str
+    created_at: int
+    level: Literal["info", "warn", "error"]
+    message: str
+    type: Literal["message", "metrics"] = "message"
+    data: dict | None = None
+
+    def to_api(self) -> dict:
+        return {"id": self.id, "object": "fine_tuning.job.event", "created_at": self.created_at,
+                "level": self.level, "message": self.message, "type": self.type,
+                "data": self.data or {}}
+
+
+@dataclass
+class Checkpoint:
+    id: str
+    job_id: str
+    created_at: int
+    step: int
+    model_id: str
+    """`ft:...:ckpt-step-N`, callable in chat completions."""
+    metrics: dict
+
+    def to_api(self) -> dict:
+        return {"id": self.id, "object": "fine_tuning.job.checkpoint",
+                "created_at": self.created_at, "fine_tuning_job_id": self.job_id,
+                "fine_tuned_model_checkpoint": self.model_id, "step_number": self.step,
+                "metrics": self.metrics}
+
+
+@dataclass
+class ModelRecord:
+    id: str
+    project: str | None
+    """None: a base model every project may call."""
+    kind: ModelKind
+    spec: str
+    """What `load_for_inference` loads: a model spec, or a folder relative to the home."""
+    created_at: int = field(default_factory=now)
+    job_id: str | None = None
+
+    def to_api(self) -> dict:
+        return {"id": self.id, "object": "model", "created": self.created_at,
+                "owned_by": self.project or "tunesmith"}

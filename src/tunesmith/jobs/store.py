@@ -1,0 +1,260 @@
+"""Where the service keeps its records: the `JobStore` protocol and its SQLite implementation.
+
+SQLite in WAL mode is the embedded default: the server's threads and the worker process share
+one database file under the service home. The schema grows by numbered migrations (below);
+`PRAGMA user_version` records how many have run. Another backend (PostgreSQL) implements the
+same protocol and is chosen by `open_store(url)`; routes and worker only see `JobStore`.
+
+Lists are newest first and paged like OpenAI's: `after` is the id of the last item of the
+previous page, and the result says whether more follow.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Protocol
+
+from tunesmith.errors import UsageError
+from tunesmith.jobs.models import (
+    FINAL, Checkpoint, FileRecord, Job, JobEvent, ModelRecord, new_id, now,
+)
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE files (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, project TEXT NOT NULL,
+        filename TEXT NOT NULL, purpose TEXT NOT NULL, bytes INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, path TEXT NOT NULL, status TEXT NOT NULL,
+        status_details TEXT, deleted INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, project TEXT NOT NULL,
+        body TEXT NOT NULL, status TEXT NOT NULL);
+    CREATE INDEX jobs_status ON jobs (status, seq);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, job_id TEXT NOT NULL,
+        key TEXT NOT NULL, body TEXT NOT NULL, UNIQUE (job_id, key));
+    CREATE TABLE checkpoints (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, job_id TEXT NOT NULL,
+        step INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (job_id, step));
+    CREATE TABLE models (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, project TEXT,
+        kind TEXT NOT NULL, spec TEXT NOT NULL, created_at INTEGER NOT NULL, job_id TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0);
+    """,
+]
+
+
+class JobStore(Protocol):
+    """What the routes and the worker need from storage."""
+
+    def add_file(self, record: FileRecord) -> None: ...
+    def get_file(self, project: str | None, file_id: str) -> FileRecord | None: ...
+    def list_files(self, project: str, purpose: str | None, after: str | None,
+                   limit: int) -> tuple[list[FileRecord], bool]: ...
+    def delete_file(self, project: str, file_id: str) -> FileRecord | None: ...
+    def add_job(self, job: Job) -> None: ...
+    def get_job(self, project: str | None, job_id: str) -> Job | None: ...
+    def list_jobs(self, project: str, after: str | None, limit: int) -> tuple[list[Job], bool]: ...
+    def update_job(self, job_id: str, **changes) -> Job: ...
+    def cancel_job(self, job_id: str) -> Job: ...
+    def next_job(self) -> Job | None: ...
+    def add_event(self, job_id: str, key: str, message: str, *, level: str = "info",
+                  type: str = "message", data: dict | None = None) -> bool: ...
+    def list_events(self, job_id: str, after: str | None,
+                    limit: int) -> tuple[list[JobEvent], bool]: ...
+    def add_checkpoint(self, checkpoint: Checkpoint) -> bool: ...
+    def list_checkpoints(self, job_id: str, after: str | None,
+                         limit: int) -> tuple[list[Checkpoint], bool]: ...
+    def add_model(self, model: ModelRecord) -> None: ...
+    def get_model(self, project: str | None, model_id: str) -> ModelRecord | None: ...
+    def list_models(self, project: str) -> list[ModelRecord]: ...
+    def delete_model(self, model_id: str) -> None: ...
+
+
+def open_store(url: str) -> JobStore:
+    """`sqlite:///path/to/tunesmith.db` (or a plain path) -> a store."""
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(Path(url[len("sqlite:///"):]))
+    if "://" in url:
+        raise UsageError(f"store URL {url!r}: only sqlite:/// is built in.")
+    return SQLiteStore(Path(url))
+
+
+class SQLiteStore:
+    """The `JobStore` on stdlib sqlite3: one connection per process, serialised by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                   timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for statement in filter(str.strip, script.split(";")):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {number}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _run(self, sql: str, args: tuple = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def _page(self, table: str, where: str, args: tuple, after: str | None,
+              limit: int) -> tuple[list[sqlite3.Row], bool]:
+        """Rows newest first, after the row with id `after` (OpenAI's cursor), and whether
+        more follow."""
+        if after is not None:
+            where += f" AND seq < COALESCE((SELECT seq FROM {table} WHERE id = ?), -1)"
+            args += (after,)
+        rows = self._all(f"SELECT * FROM {table} WHERE {where} ORDER BY seq DESC LIMIT ?",
+                         args + (limit + 1,))
+        return rows[:limit], len(rows) > limit
+
+    # ---- files ----------------------------------------------------------------------------
+
+    def add_file(self, record: FileRecord) -> None:
+        d = asdict(record)
+        self._run(f"INSERT INTO files ({', '.join(d)}) VALUES ({', '.join('?' * len(d))})",
+                  tuple(d.values()))
+
+    def get_file(self, project: str | None, file_id: str) -> FileRecord | None:
+        rows = self._all("SELECT * FROM files WHERE id = ? AND deleted = 0", (file_id,))
+        if not rows or (project is not None and rows[0]["project"] != project):
+            return None
+        return _file(rows[0])
+
+    def list_files(self, project: str, purpose: str | None, after: str | None,
+                   limit: int) -> tuple[list[FileRecord], bool]:
+        where, args = "project = ? AND deleted = 0", (project,)
+        if purpose:
+            where, args = where + " AND purpose = ?", args + (purpose,)
+        rows, more = self._page("files", where, args, after, limit)
+        return [_file(r) for r in rows], more
+
+    def delete_file(self, project: str, file_id: str) -> FileRecord | None:
+        record = self.get_file(project, file_id)
+        if record is not None:
+            self._run("UPDATE files SET deleted = 1 WHERE id = ?", (file_id,))
+        return record
+
+    # ---- jobs -----------------------------------------------------------------------------
+
+    def add_job(self, job: Job) -> None:
+        self._run("INSERT INTO jobs (id, project, body, status) VALUES (?, ?, ?, ?)",
+                  (job.id, job.project, json.dumps(asdict(job)), job.status))
+
+    def get_job(self, project: str | None, job_id: str) -> Job | None:
+        rows = self._all("SELECT body FROM jobs WHERE id = ?", (job_id,))
+        job = Job(**json.loads(rows[0]["body"])) if rows else None
+        return None if job is None or (project is not None and job.project != project) else job
+
+    def list_jobs(self, project: str, after: str | None, limit: int) -> tuple[list[Job], bool]:
+        rows, more = self._page("jobs", "project = ?", (project,), after, limit)
+        return [Job(**json.loads(r["body"])) for r in rows], more
+
+    def update_job(self, job_id: str, **changes) -> Job:
+        """Change fields of a job that is not final yet (a final job is returned unchanged:
+        a worker finishing a job the API just cancelled must not revive it)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                body = json.loads(self._db.execute("SELECT body FROM jobs WHERE id = ?",
+                                                   (job_id,)).fetchone()["body"])
+                if body["status"] not in FINAL:
+                    body.update(changes)
+                    self._db.execute("UPDATE jobs SET body = ?, status = ? WHERE id = ?",
+                                     (json.dumps(body), body["status"], job_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return Job(**body)
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self.update_job(job_id, status="cancelled", finished_at=now())
+
+    def next_job(self) -> Job | None:
+        """The job the worker should run: one it was running when it stopped (to resume), else
+        the oldest waiting one (FIFO)."""
+        rows = self._all(
+            "SELECT body FROM jobs WHERE status IN ('running', 'validating_files', 'queued') "
+            "ORDER BY CASE status WHEN 'running' THEN 0 ELSE 1 END, seq LIMIT 1")
+        return Job(**json.loads(rows[0]["body"])) if rows else None
+
+    # ---- events and checkpoints -----------------------------------------------------------
+
+    def add_event(self, job_id: str, key: str, message: str, *, level: str = "info",
+                  type: str = "message", data: dict | None = None) -> bool:
+        """Record an event once: a second event with the same `key` (a step replayed after a
+        resume) is ignored. Returns whether it was added."""
+        event = JobEvent(new_id("event"), job_id, now(), level, message, type, data)
+        return self._run("INSERT OR IGNORE INTO events (id, job_id, key, body) VALUES (?,?,?,?)",
+                         (event.id, job_id, key, json.dumps(asdict(event)))) == 1
+
+    def list_events(self, job_id: str, after: str | None,
+                    limit: int) -> tuple[list[JobEvent], bool]:
+        rows, more = self._page("events", "job_id = ?", (job_id,), after, limit)
+        return [JobEvent(**json.loads(r["body"])) for r in rows], more
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        return self._run(
+            "INSERT OR IGNORE INTO checkpoints (id, job_id, step, body) VALUES (?, ?, ?, ?)",
+            (checkpoint.id, checkpoint.job_id, checkpoint.step,
+             json.dumps(asdict(checkpoint)))) == 1
+
+    def list_checkpoints(self, job_id: str, after: str | None,
+                         limit: int) -> tuple[list[Checkpoint], bool]:
+        rows, more = self._page("checkpoints", "job_id = ?", (job_id,), after, limit)
+        return [Checkpoint(**json.loads(r["body"])) for r in rows], more
+
+    # ---- models ---------------------------------------------------------------------------
+
+    def add_model(self, model: ModelRecord) -> None:
+        d = asdict(model)
+        self._run(f"INSERT OR IGNORE INTO models ({', '.join(d)}) "
+                  f"VALUES ({', '.join('?' * len(d))})", tuple(d.values()))
+
+    def get_model(self, project: str | None, model_id: str) -> ModelRecord | None:
+        rows = self._all("SELECT * FROM models WHERE id = ? AND deleted = 0", (model_id,))
+        if not rows:
+            return None
+        model = _model(rows[0])
+        visible = project is None or model.project is None or model.project == project
+        return model if visible else None
+
+    def list_models(self, project: str) -> list[ModelRecord]:
+        rows = self._all("SELECT * FROM models WHERE deleted = 0 AND kind != 'checkpoint' AND "
+                         "(project IS NULL OR project = ?) ORDER BY seq", (project,))
+        return [_model(r) for r in rows]
+
+    def delete_model(self, model_id: str) -> None:
+        self._run("UPDATE models SET deleted = 1 WHERE id = ?", (model_id,))
+
+
+def _file(row: sqlite3.Row) -> FileRecord:
+    return FileRecord(**{k: row[k] for k in row.keys() if k not in ("seq", "deleted")})
+
+
+def _model(row: sqlite3.Row) -> ModelRecord:
+    return ModelRecord(**{k: row[k] for k in row.keys() if k not in ("seq", "deleted")})

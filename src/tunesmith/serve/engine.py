@@ -1,0 +1,162 @@
+"""The chat engine: loads models on demand and runs chat requests in batches on one thread.
+
+Requests for the same model that wait together run as one batch (`generation.decode_rows`), each
+row with its own sampling; tokens reach each request's asyncio queue as they are made, so
+streaming and plain responses share one path.
+
+LoRA models share their base's weights: the base is loaded once (bf16 where the hardware is
+fast at it) and each fine-tuned model or checkpoint is a named adapter on it, switched per batch
+(`disable_adapter()` for the base itself). A full fine-tune is a model of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunesmith.data.render import render
+from tunesmith.generation import Sampling, Step, decode_rows, stop_ids
+from tunesmith.modeling import _adapter_base, load_for_inference, load_tokenizer, resolve_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Row:
+    """One choice of one request, queued for the engine thread."""
+
+    key: str
+    """Which loaded model runs it (a model spec or adapter folder)."""
+    prompt: list[int]
+    sampling: Sampling
+    deliver: object
+    """Called (from the engine thread) with each Step, or with an Exception."""
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Engine:
+    """Runs chat rows; `submit` from any thread or event loop."""
+
+    def __init__(self, max_batch: int = 16, max_loaded: int = 4) -> None:
+        self.max_batch, self.max_loaded = max_batch, max_loaded
+        self._queue: queue.Queue[Row] = queue.Queue()
+        self._bases: OrderedDict[str, tuple] = OrderedDict()  # base folder -> (model, tokenizer)
+        self._adapters: dict[str, str] = {}  # adapter folder -> base folder it is loaded on
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="tunesmith-engine", daemon=True)
+        self._thread.start()
+
+    # ---- models ---------------------------------------------------------------------------
+
+    def tokenizer(self, key: str):
+        return load_tokenizer(key)
+
+    def context_length(self, key: str) -> int:
+        model, _ = self._model(key)
+        return int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+
+    def _model(self, key: str):
+        """(model ready to run `key`, tokenizer); loads what is missing."""
+        with self._lock:
+            ref = resolve_model(key)
+            if not ref.is_adapter:
+                return self._base(key)
+            base_dir = _adapter_base(Path(ref.source), None)
+            model, tok = self._base(base_dir)
+            if key not in self._adapters:
+                from peft import PeftModel
+
+                dtype = next(model.parameters()).dtype
+                name = adapter_name(key)
+                if isinstance(model, PeftModel):
+                    model.load_adapter(key, adapter_name=name)
+                else:
+                    model = PeftModel.from_pretrained(model, key, adapter_name=name)
+                    self._bases[base_dir] = (model, tok)
+                for param_name, p in model.named_parameters():
+                    if f".{name}." in param_name:
+                        p.data = p.data.to(dtype)
+                model.requires_grad_(True)  # see load_for_inference: keeps matmuls fast
+                self._adapters[key] = base_dir
+            return model, tok
+
+    def _base(self, key: str):
+        if key in self._bases:
+            self._bases.move_to_end(key)
+            return self._bases[key]
+        if len(self._bases) >= self.max_loaded:
+            evicted, _ = self._bases.popitem(last=False)
+            self._adapters = {a: b for a, b in self._adapters.items() if b != evicted}
+        self._bases[key] = load_for_inference(key)
+        return self._bases[key]
+
+    def render(self, key: str, messages: list[dict]) -> list[int]:
+        tok = self.tokenizer(key)
+        text = render(tok, [messages], add_generation_prompt=True)[0]
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    # ---- running --------------------------------------------------------------------------
+
+    def submit(self, row: Row) -> None:
+        self._queue.put(row)
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            held = []
+            while len(batch) < self.max_batch:  # everything already waiting for the same model
+                try:
+                    row = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                (batch if row.key == batch[0].key else held).append(row)
+            for row in held:
+                self._queue.put(row)
+            try:
+                self._run(batch)
+            except Exception as e:  # noqa: BLE001 - reported to every request of the batch
+                log.exception("batch failed")
+                for row in batch:
+                    row.deliver(e)
+
+    def _run(self, batch: list[Row]) -> None:
+        model, tok = self._model(batch[0].key)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+
+        def on_step(step: Step) -> bool:
+            row = batch[step.row]
+            row.deliver(step)
+            return row.cancelled.is_set()
+
+        from contextlib import nullcontext
+
+        adapter = batch[0].key if batch[0].key in self._adapters else None
+        context = nullcontext()
+        if adapter is not None:
+            model.set_adapter(adapter_name(adapter))
+        elif hasattr(model, "disable_adapter"):
+            context = model.disable_adapter()
+        with context:
+            decode_rows(model, [r.prompt for r in batch], [r.sampling for r in batch],
+                        stop_ids(tok, model), pad, on_step)
+
+
+def adapter_name(folder: str) -> str:
+    """PEFT names adapters by module-dict keys, which cannot hold dots or slashes."""
+    return "a" + hashlib.sha1(folder.encode()).hexdigest()[:16]
+
+
+def queue_for(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Queue, object]:
+    """An asyncio queue and a thread-safe `deliver` callable that feeds it."""
+    q: asyncio.Queue = asyncio.Queue()
+
+    def deliver(item) -> None:
+        loop.call_soon_threadsafe(q.put_nowait, item)
+
+    return q, deliver

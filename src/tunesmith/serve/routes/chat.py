@@ -1,0 +1,175 @@
+"""`/v1/chat/completions` for base, fine-tuned and checkpoint models, plain or streamed (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from tunesmith.generation import Sampling, Step
+from tunesmith.jobs.models import new_id, now
+from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
+from tunesmith.serve.engine import Engine, Row, queue_for
+from tunesmith.serve.errors import APIError, not_found
+from tunesmith.serve.schemas import ChatCompletionCreate
+
+router = APIRouter(prefix="/v1/chat", tags=["chat"])
+
+
+@dataclass
+class _Choice:
+    """One answer being generated: its tokens, its text so far and what was already sent."""
+
+    index: int
+    tokenizer: object
+    stops: list[str]
+    eos: set[int]
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    sent: int = 0
+    finish_reason: str | None = None
+    logprobs: list[dict] = field(default_factory=list)
+    counted: int = 0
+    """Completion tokens (the end-of-turn token included)."""
+
+    def add(self, step: Step, want_logprobs: bool) -> None:
+        self.counted += 1
+        if step.token in self.eos:
+            self.finish_reason = "stop"
+            return
+        self.tokens.append(step.token)
+        self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        if want_logprobs:
+            self.logprobs.append(self._entry(step.token, step.logprob, step.top))
+        cuts = [self.text.find(s) for s in self.stops if s in self.text]
+        if cuts:
+            self.text, self.finish_reason = self.text[:min(cuts)], "stop"
+        elif step.last:
+            self.finish_reason = "length"
+
+    def delta(self) -> str:
+        """New text that is safe to send: complete characters, and nothing that might still
+        turn out to be the start of a stop string."""
+        end = len(self.text)
+        if self.finish_reason is None:
+            end -= max((len(s) - 1 for s in self.stops), default=0)
+            while end > self.sent and self.text[end - 1] == "\ufffd":
+                end -= 1
+        if end <= self.sent:
+            return ""
+        out, self.sent = self.text[self.sent:end], end
+        return out
+
+    def _entry(self, token: int, logprob: float, top: list) -> dict:
+        text = self.tokenizer.decode([token])
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode()),
+                "top_logprobs": [{"token": (t := self.tokenizer.decode([i])), "logprob": lp,
+                                  "bytes": list(t.encode())} for i, lp in top]}
+
+
+@router.post("/completions")
+async def chat_completions(body: ChatCompletionCreate, settings: SettingsDep, store: StoreDep,
+                           engine: EngineDep, project: ProjectDep):
+    record = store.get_model(project, body.model)
+    if record is None:
+        raise not_found("model", body.model, "model")
+    key = record.spec if record.kind == "base" else str(settings.home / record.spec)
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                for m in body.messages]
+    loop = asyncio.get_running_loop()
+    prompt = await loop.run_in_executor(None, engine.render, key, messages)
+    context = await loop.run_in_executor(None, engine.context_length, key)
+    if len(prompt) >= context:
+        raise APIError(400, f"The messages have {len(prompt)} tokens; this model's context is "
+                       f"{context}.", param="messages", code="context_length_exceeded")
+    limit = min(body.max_completion_tokens or body.max_tokens or context, context - len(prompt))
+    tokenizer = engine.tokenizer(key)
+    from tunesmith.generation import stop_ids
+
+    eos = set(stop_ids(tokenizer))
+    queue, deliver = queue_for(loop)
+    choices, rows = [], []
+    for i in range(body.n):
+        sampling = Sampling(limit, 1.0 if body.temperature is None else body.temperature,
+                            body.top_p or 1.0, None if body.seed is None else body.seed + i,
+                            (body.top_logprobs or 0) if body.logprobs else 0)
+        choices.append(_Choice(i, tokenizer, body.stops(), eos))
+        rows.append(Row(key, prompt, sampling, lambda item, i=i: deliver((i, item))))
+    for row in rows:
+        engine.submit(row)
+    meta = {"id": new_id("chat"), "created": now(), "model": body.model,
+            "system_fingerprint": "tunesmith"}
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(_stream(queue, choices, rows, body, meta, len(prompt),
+                                         include_usage), media_type="text/event-stream")
+    try:
+        async for _ in _events(queue, choices, rows, body.logprobs):
+            pass
+    finally:
+        for row in rows:
+            row.cancelled.set()
+    return {**meta, "object": "chat.completion", "choices": [{
+        "index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
+        "logprobs": {"content": c.logprobs, "refusal": None} if body.logprobs else None,
+        "finish_reason": c.finish_reason} for c in choices],
+        "usage": _usage(len(prompt), choices)}
+
+
+async def _events(queue: asyncio.Queue, choices: list[_Choice], rows: list[Row],
+                  logprobs: bool) -> AsyncIterator[_Choice]:
+    """Apply the engine's steps to the choices; yield each choice that changed."""
+    while any(c.finish_reason is None for c in choices):
+        index, item = await queue.get()
+        if isinstance(item, Exception):
+            raise item
+        choice = choices[index]
+        if choice.finish_reason is not None:
+            continue
+        choice.add(item, logprobs)
+        if choice.finish_reason is not None:
+            rows[index].cancelled.set()  # a stop string: the engine may drop the row
+        yield choice
+
+
+async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage):
+    def chunk(choice_list: list[dict], usage: dict | None = None) -> str:
+        data = {**meta, "object": "chat.completion.chunk", "choices": choice_list}
+        if include_usage:
+            data["usage"] = usage
+        return f"data: {json.dumps(data)}\n\n"
+
+    try:
+        for c in choices:
+            yield chunk([{"index": c.index, "delta": {"role": "assistant", "content": ""},
+                          "logprobs": None, "finish_reason": None}])
+        pending = {c.index: 0 for c in choices}  # logprob entries already sent
+        async for c in _events(queue, choices, rows, body.logprobs):
+            text = c.delta()
+            new_lp = c.logprobs[pending[c.index]:]
+            if text or new_lp:
+                pending[c.index] = len(c.logprobs)
+                yield chunk([{"index": c.index, "delta": {"content": text},
+                              "logprobs": {"content": new_lp, "refusal": None}
+                              if body.logprobs else None, "finish_reason": None}])
+            if c.finish_reason is not None:
+                yield chunk([{"index": c.index, "delta": {}, "logprobs": None,
+                              "finish_reason": c.finish_reason}])
+        if include_usage:
+            yield chunk([], _usage(prompt_tokens, choices))
+        yield "data: [DONE]\n\n"
+    except Exception as e:  # noqa: BLE001 - the stream has started: report in-band
+        yield f"data: {json.dumps({'error': {'message': str(e), 'type': 'server_error'}})}\n\n"
+    finally:
+        for row in rows:
+            row.cancelled.set()
+
+
+def _usage(prompt_tokens: int, choices: list[_Choice]) -> dict:
+    completion = sum(c.counted for c in choices)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion}

@@ -1,0 +1,91 @@
+"""`/v1/files`: upload (streamed, size-capped, checked like `tunesmith data check`), list,
+retrieve, delete, download."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from tunesmith.data.check import check_file
+from tunesmith.errors import TunesmithError
+from tunesmith.jobs.models import FileRecord, new_id, now
+from tunesmith.serve.deps import ProjectDep, SettingsDep, StoreDep
+from tunesmith.serve.errors import APIError, not_found
+from tunesmith.serve.uploads import receive_upload
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+PURPOSES = {"fine-tune", "assistants", "batch", "user_data", "evals", "vision"}
+
+
+@router.post("")
+async def upload_file(request: Request, settings: SettingsDep, store: StoreDep,
+                      project: ProjectDep) -> dict:
+    upload = await receive_upload(request, settings.home / "tmp", settings.max_upload_bytes)
+    purpose = upload.fields.get("purpose", "")
+    if purpose not in PURPOSES:
+        upload.path.unlink(missing_ok=True)
+        raise APIError(400, f"Invalid purpose {purpose!r}: one of {sorted(PURPOSES)}.",
+                       param="purpose", code="invalid_value")
+    details = _check(upload.path, upload.filename) if purpose == "fine-tune" else None
+    relative = f"files/{secrets.token_hex(16)}.jsonl"
+    (settings.home / "files").mkdir(parents=True, exist_ok=True)
+    upload.path.rename(settings.home / relative)
+    record = FileRecord(new_id("file"), project, upload.filename or "upload.jsonl", purpose,
+                        upload.size, now(), relative, "processed", details)
+    store.add_file(record)
+    return record.to_api()
+
+
+def _check(path, filename) -> str | None:
+    """The data checks' verdict on a fine-tuning file: None when valid, else its first errors
+    (the job that uses it then fails naming `training_file`)."""
+    try:
+        report = check_file(path)
+    except TunesmithError as e:
+        return f"{filename}: {getattr(e, 'detail', e)}"
+    if report.ok:
+        return None
+    first = "; ".join(f"line {i.line}: {i.message}" if i.line else i.message
+                      for i in report.errors[:5])
+    return f"{len(report.errors)} errors: {first}"
+
+
+@router.get("")
+def list_files(store: StoreDep, project: ProjectDep, purpose: str | None = None,
+               after: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> dict:
+    files, more = store.list_files(project, purpose, after, limit)
+    return {"object": "list", "data": [f.to_api() for f in files], "has_more": more,
+            "first_id": files[0].id if files else None,
+            "last_id": files[-1].id if files else None}
+
+
+@router.get("/{file_id}")
+def retrieve_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
+    record = store.get_file(project, file_id)
+    if record is None:
+        raise not_found("file", file_id)
+    return record.to_api()
+
+
+@router.delete("/{file_id}")
+def delete_file(file_id: str, settings: SettingsDep, store: StoreDep,
+                project: ProjectDep) -> dict:
+    record = store.delete_file(project, file_id)
+    if record is None:
+        raise not_found("file", file_id)
+    return {"id": file_id, "object": "file", "deleted": True}
+
+
+@router.get("/{file_id}/content")
+def file_content(file_id: str, settings: SettingsDep, store: StoreDep,
+                 project: ProjectDep) -> FileResponse:
+    record = store.get_file(project, file_id)
+    if record is None:
+        raise not_found("file", file_id)
+    return FileResponse(settings.home / record.path, media_type="application/octet-stream",
+                        filename=record.filename)
