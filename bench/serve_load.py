@@ -20,7 +20,7 @@ import time
 import httpx
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from tests.serve.conftest import free_port  # noqa: E402
+from tests.serve.conftest import free_port
 
 PROMPTS = ["My solar inverter shows a red light, what should I do?",
            "Write one sentence about the sea.", "What is 12 times 7?",

@@ -3,7 +3,11 @@ import json
 from tests.conftest import ASSETS, write_lines
 from tunesmith.data import read_dataset
 from tunesmith.data.validate import (
-    check_against_train, check_dataset, entity_type_counts, infer_task, label_counts,
+    check_against_train,
+    check_dataset,
+    entity_type_counts,
+    infer_task,
+    label_counts,
 )
 
 

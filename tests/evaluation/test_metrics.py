@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from tunesmith.evaluation.metrics import (
-    classification_metrics, entity_metrics, exact_match, paired_bootstrap, token_f1,
+    classification_metrics,
+    entity_metrics,
+    exact_match,
+    paired_bootstrap,
+    token_f1,
 )
 
 

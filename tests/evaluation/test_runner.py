@@ -3,9 +3,9 @@
 import pytest
 
 from tests.conftest import ASSETS
+from tunesmith.data import read_dataset
 from tunesmith.data.splits import load_task_data
 from tunesmith.data.taskfile import TaskSpec
-from tunesmith.data import read_dataset
 from tunesmith.evaluation.runner import evaluate
 from tunesmith.modeling import build_tiny_model
 from tunesmith.prompting.fewshot import select_shots

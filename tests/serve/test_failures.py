@@ -106,14 +106,14 @@ def _stream_upload(port: int, total: int) -> int:
         while sent < total:
             sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             sent += len(chunk)
-    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+    except (TimeoutError, BrokenPipeError, ConnectionResetError):
         pass
     try:
         reply = sock.recv(65536).decode("latin-1")
         if reply:
             assert reply.startswith("HTTP/1.1 413"), reply[:200]
             assert json.loads(reply.split("\r\n\r\n", 1)[1])["error"]["code"] == "file_too_large"
-    except (ConnectionResetError, socket.timeout, IndexError, json.JSONDecodeError):
+    except (TimeoutError, ConnectionResetError, IndexError, json.JSONDecodeError):
         pass  # the server may reset the connection before the reply can be read
     sock.close()
     return sent

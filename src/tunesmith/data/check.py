@@ -13,7 +13,12 @@ from tunesmith.data.prepare import default_system
 from tunesmith.data.taskfile import TaskSpec, read_task
 from tunesmith.data.tokens import TokenStats, count_tokens, token_stats
 from tunesmith.data.validate import (
-    check_against_train, check_dataset, check_lengths, entity_type_counts, infer_task, label_counts,
+    check_against_train,
+    check_dataset,
+    check_lengths,
+    entity_type_counts,
+    infer_task,
+    label_counts,
 )
 from tunesmith.hparams import auto_epochs, billed_tokens
 from tunesmith.pricing import PriceTable

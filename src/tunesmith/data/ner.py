@@ -92,8 +92,7 @@ def read_conll(lines: list[Line]) -> tuple[list[Example], list[Issue], int]:
             n = len(line.text.split())
             counts[n] = counts.get(n, 0) + 1
     columns = max(counts, key=lambda n: (counts[n], n)) if counts else 2
-    if columns < 2:
-        columns = 2
+    columns = max(columns, 2)
     examples: list[Example] = []
     issues: list[Issue] = []
     sentences = 0

@@ -19,7 +19,10 @@ from tunesmith.data.taskfile import TaskSpec
 from tunesmith.data.validate import label_of
 from tunesmith.data.validate import parse_entities as parse_gold_entities
 from tunesmith.evaluation.metrics import (
-    classification_metrics, entity_metrics, exact_match, token_f1,
+    classification_metrics,
+    entity_metrics,
+    exact_match,
+    token_f1,
 )
 from tunesmith.evaluation.parsing import parse_entities, parse_label
 from tunesmith.evaluation.scoring import answer_tokens, score_labels

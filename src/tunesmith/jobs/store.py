@@ -20,7 +20,14 @@ from typing import Protocol
 
 from tunesmith.errors import UsageError
 from tunesmith.jobs.models import (
-    FINAL, Checkpoint, FileRecord, Job, JobEvent, ModelRecord, new_id, now,
+    FINAL,
+    Checkpoint,
+    FileRecord,
+    Job,
+    JobEvent,
+    ModelRecord,
+    new_id,
+    now,
 )
 
 MIGRATIONS: list[str] = [

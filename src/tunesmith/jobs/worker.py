@@ -30,7 +30,7 @@ from tunesmith.atomic import atomic_dir
 from tunesmith.config import TrainConfig
 from tunesmith.data.check import check_file
 from tunesmith.errors import InvalidDataError, TunesmithError, UnusableInputError
-from tunesmith.jobs.models import FINAL, Checkpoint, FileRecord, Job, ModelRecord, new_id, now
+from tunesmith.jobs.models import Checkpoint, FileRecord, Job, ModelRecord, new_id, now
 from tunesmith.jobs.store import JobStore, open_store
 from tunesmith.modeling import load_tokenizer
 from tunesmith.training.checkpoint import CHECKPOINTS

@@ -4,9 +4,9 @@ priced, with a recommendation, written as report.json / report.md / report.html.
 from __future__ import annotations
 
 import gc
-import shutil
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -93,7 +93,7 @@ def write_report(report: Report, run_dir: Path) -> None:
     examples = disagreements(report)
     openai_rows = [[name, c.where, f"{c.per_1k_requests_usd:.4f}", f"{c.one_off_usd:.2f}"]
                    for name, c in report.openai_costs.items()]
-    md = [f"# tunesmith report: prompt it or fine-tune it?\n",
+    md = ["# tunesmith report: prompt it or fine-tune it?\n",
           f"Task **{task}** ({len(report.task['labels'])} labels) · model `{report.model}` · "
           f"{report.n_train} training / {report.n_test} test examples · {report.created}\n",
           f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",

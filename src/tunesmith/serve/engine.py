@@ -120,7 +120,7 @@ class Engine:
                 self._queue.put(row)
             try:
                 self._run(batch)
-            except Exception as e:  # noqa: BLE001 - reported to every request of the batch
+            except Exception as e:
                 log.exception("batch failed")
                 for row in batch:
                     row.deliver(e)

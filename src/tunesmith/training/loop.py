@@ -36,10 +36,14 @@ from tunesmith.data.taskfile import read_task
 from tunesmith.errors import InvalidDataError, UsageError
 from tunesmith.modeling import load_model, load_tokenizer, model_dir, resolve_model
 from tunesmith.training import distributed as D
-from tunesmith.training.hooks import TrainHooks, TrainingStopped
 from tunesmith.training.checkpoint import (
-    latest_checkpoint, load_checkpoint, prune_checkpoints, remove_stale_temps, save_checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    remove_stale_temps,
+    save_checkpoint,
 )
+from tunesmith.training.hooks import TrainHooks, TrainingStopped
 from tunesmith.training.loss import CausalLMLoss
 from tunesmith.training.methods import PREPARE, save_weights
 from tunesmith.training.records import MetricsLog, plot_loss, write_results_csv
@@ -325,7 +329,7 @@ def _grad_norm(params: list[torch.Tensor]) -> float:
 
 def _log_resolved(cfg: ResolvedConfig) -> None:
     auto = set(cfg.auto)
-    tag = lambda k: " (auto)" if k in auto else ""  # noqa: E731
+    tag = lambda k: " (auto)" if k in auto else ""
     log.info("%d training examples -> epochs %d%s, batch %d examples%s, lr %.2g%s", cfg.n_train,
              cfg.epochs, tag("epochs"), cfg.batch_size, tag("batch_size"), cfg.lr, tag("lr"))
     log.info("%d steps (%d per epoch), %d warm-up, %s decay, eval every %d steps, %s",

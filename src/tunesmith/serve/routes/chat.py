@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from tunesmith.generation import Sampling, Step
 from tunesmith.jobs.models import new_id, now
 from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
-from tunesmith.serve.engine import Engine, Row, queue_for
+from tunesmith.serve.engine import Row, queue_for
 from tunesmith.serve.errors import APIError, not_found
 from tunesmith.serve.schemas import ChatCompletionCreate
 
