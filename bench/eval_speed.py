@@ -6,7 +6,11 @@ The embedded SmolLM2-135M-Instruct, the first 200 test examples of ../shared/dat
 the training split). Also prints how many label-tree nodes exhaustive scoring would run per
 example, the work the best-first search can skip only when the model is confident.
 
-    python bench/eval_speed.py [--examples 200] [--shots 0,5]
+    python bench/eval_speed.py [--examples 200] [--shots 0,5] [--finetuned RUN]
+
+`--finetuned RUN` adds rows for a fine-tuned model on Banking77 (for example the run folder
+`tunesmith compare` wrote), prompted with the instruction it was trained with: a model that knows
+the labels lets the best-first search skip most of the tree.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", type=int, default=200)
     ap.add_argument("--shots", default="0,5")
+    ap.add_argument("--finetuned", default=None, help="a Banking77 run folder to time as well")
     args = ap.parse_args()
     model, tokenizer = load_for_inference("smollm2-135m-instruct")
     print(f"model dtype {next(model.parameters()).dtype}, batch 16, {args.examples} examples")
@@ -48,6 +53,23 @@ def main() -> None:
                 print(f"{name:10} {len(td.spec.labels):6} {internal:5} {k:5} {mode:9} "
                       f"{1 / r.latency_s:10.1f} {r.metrics['accuracy']:8.3f} {r.invalid:7}",
                       flush=True)
+    if args.finetuned:
+        import json
+
+        from tunesmith.data.taskfile import TaskSpec
+
+        ft_model, ft_tok = load_for_inference(args.finetuned)
+        meta = json.loads((Path(args.finetuned) / "final" / "tunesmith.json").read_text())
+        spec = TaskSpec(**meta["task"])
+        test = load_task_data(SHARED / "banking77" / "chat" / "test.jsonl").test[: args.examples]
+        evaluate(ft_model, ft_tok, test[:16], spec)
+        for mode in ("score", "generate"):
+            r = evaluate(ft_model, ft_tok, test, spec, mode=mode, batch_size=16)
+            rates["finetuned", mode] = 1 / r.latency_s
+            print(f"{'banking77 (fine-tuned)':22} {mode:9} {1 / r.latency_s:10.1f} "
+                  f"{r.metrics['accuracy']:8.3f} {r.invalid:7}", flush=True)
+        print(f"ratio_score_over_generate_banking77_finetuned="
+              f"{rates['finetuned', 'score'] / rates['finetuned', 'generate']:.2f}")
     for k in map(int, args.shots.split(",")):
         for name in ("banking77", "sst2"):
             ratio = rates[name, k, "score"] / rates[name, k, "generate"]
