@@ -126,7 +126,7 @@ def load_tokenizer(spec: str | ModelRef | None, home: Path | None = None) -> Pre
     ref = spec if isinstance(spec, ModelRef) else resolve_model(spec)
     where = model_dir(ref, home)
     if ref.is_adapter:
-        where = _adapter_base(Path(where), home) if not _has_tokenizer(Path(where)) else where
+        where = adapter_base(Path(where), home) if not _has_tokenizer(Path(where)) else where
     try:
         return _cached_tokenizer(where)
     except (OSError, ValueError) as e:
@@ -163,7 +163,7 @@ def load_model(
             from peft import PeftModel
 
             base = AutoModelForCausalLM.from_pretrained(
-                _adapter_base(Path(where), home), dtype=dtype or torch.float32
+                adapter_base(Path(where), home), dtype=dtype or torch.float32
             )
             model = PeftModel.from_pretrained(base, where)
         else:
@@ -282,7 +282,7 @@ def _has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
 
 
-def _adapter_base(adapter: Path, home: Path | None) -> str:
+def adapter_base(adapter: Path, home: Path | None) -> str:
     """The base model folder of a PEFT adapter (its `base_model_name_or_path`, resolved again)."""
     config = json.loads((adapter / "adapter_config.json").read_text())
     base = config.get("base_model_name_or_path")

@@ -176,14 +176,14 @@ class _TreeSearch:
         cache = prompt_out.cache
         root = prompt_out.logits[:, -1].float().log_softmax(-1).cpu()
 
-        score = [dict() for _ in range(b)]  # node -> log-probability of the path to it
+        score: list[dict[int, float]] = [{} for _ in range(b)]  # node -> log-probability of the path to it
         frontier: list[list[int]] = [[] for _ in range(b)]  # scored internal nodes not yet run
         for r in range(b):
             for node in tree.roots:
                 score[r][node] = root[r, tree.tokens[node]].item()
                 if self.internal[node]:
                     frontier[r].append(node)
-        column = [dict() for _ in range(b)]  # node -> its cache column, once run
+        column: list[dict[int, int]] = [{} for _ in range(b)]  # node -> its cache column, once run
         columns = shared + width
         while True:
             chosen = [self._choose(score[r], frontier[r]) for r in range(b)]

@@ -260,8 +260,8 @@ class SQLiteStore:
 
 
 def _file(row: sqlite3.Row) -> FileRecord:
-    return FileRecord(**{k: row[k] for k in row.keys() if k not in ("seq", "deleted")})
+    return FileRecord(**{k: row[k] for k in row.keys() if k not in ("seq", "deleted")})  # noqa: SIM118
 
 
 def _model(row: sqlite3.Row) -> ModelRecord:
-    return ModelRecord(**{k: row[k] for k in row.keys() if k not in ("seq", "deleted")})
+    return ModelRecord(**{k: row[k] for k in row.keys() if k not in ("seq", "deleted")})  # noqa: SIM118

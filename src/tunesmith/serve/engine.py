@@ -12,6 +12,7 @@ fast at it) and each fine-tuned model or checkpoint is a named adapter on it, sw
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import queue
@@ -22,7 +23,13 @@ from pathlib import Path
 
 from tunesmith.data.render import render
 from tunesmith.generation import Sampling, Step, decode_rows, stop_ids
-from tunesmith.modeling import _adapter_base, load_for_inference, load_tokenizer, resolve_model
+from tunesmith.modeling import (
+    adapter_base,
+    load_for_inference,
+    load_tokenizer,
+    model_dir,
+    resolve_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +64,16 @@ class Engine:
     def tokenizer(self, key: str):
         return load_tokenizer(key)
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - the engine lives as long as the server
     def context_length(self, key: str) -> int:
-        model, _ = self._model(key)
-        return int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        """From the model's config alone: loading weights is the engine thread's job only (a
+        PEFT adapter must not be added while a batch runs on the same base)."""
+        from transformers import AutoConfig
+
+        ref = resolve_model(key)
+        where = adapter_base(Path(ref.source), None) if ref.is_adapter else model_dir(ref)
+        config = AutoConfig.from_pretrained(where)
+        return int(getattr(config, "max_position_embeddings", 2048) or 2048)
 
     def _model(self, key: str):
         """(model ready to run `key`, tokenizer); loads what is missing."""
@@ -67,7 +81,7 @@ class Engine:
             ref = resolve_model(key)
             if not ref.is_adapter:
                 return self._base(key)
-            base_dir = _adapter_base(Path(ref.source), None)
+            base_dir = adapter_base(Path(ref.source), None)
             model, tok = self._base(base_dir)
             if key not in self._adapters:
                 from peft import PeftModel

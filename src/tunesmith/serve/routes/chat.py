@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from tunesmith.generation import Sampling, Step
+from tunesmith.generation import Sampling, Step, stop_ids
 from tunesmith.jobs.models import new_id, now
 from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.engine import Row, queue_for
@@ -88,8 +88,6 @@ async def chat_completions(body: ChatCompletionCreate, settings: SettingsDep, st
                        f"{context}.", param="messages", code="context_length_exceeded")
     limit = min(body.max_completion_tokens or body.max_tokens or context, context - len(prompt))
     tokenizer = engine.tokenizer(key)
-    from tunesmith.generation import stop_ids
-
     eos = set(stop_ids(tokenizer))
     queue, deliver = queue_for(loop)
     choices, rows = [], []
