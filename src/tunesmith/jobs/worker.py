@@ -64,7 +64,8 @@ class Worker:
                 job = self._validate(job)
             if job.status == "queued":
                 job = self.store.update_job(job.id, status="running")
-                self.store.add_event(job.id, "status:running", "Fine-tuning job started")
+                if job.status == "running":  # not cancelled meanwhile
+                    self.store.add_event(job.id, "status:running", "Fine-tuning job started")
             if job.status == "running":
                 self._train(job)
         except TrainingStopped:
@@ -102,7 +103,9 @@ class Worker:
                                   f"({record.filename}) has {len(errors)} errors: {first}",
                                   param)
         job = self.store.update_job(job.id, status="queued")
-        self.store.add_event(job.id, "status:queued", "Files validated, moving job to queued state")
+        if job.status == "queued":  # not cancelled meanwhile
+            self.store.add_event(job.id, "status:queued",
+                                 "Files validated, moving job to queued state")
         return job
 
     def _train(self, job: Job) -> None:

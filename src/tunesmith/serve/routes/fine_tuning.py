@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tunesmith.errors import ModelError
-from tunesmith.jobs.models import FINAL, Job, ModelRecord, new_id
+from tunesmith.jobs.models import FINAL, Job, new_id
 from tunesmith.jobs.store import JobStore
 from tunesmith.modeling import resolve_model
 from tunesmith.serve.deps import ProjectDep, StoreDep
@@ -40,7 +40,6 @@ def create_job(body: JobCreate, store: StoreDep, project: ProjectDep) -> dict:
                                           "learning_rate_multiplier": "auto"},
               body.seed if body.seed is not None else random.randrange(2**31),
               body.suffix or None, body.metadata, workdir=f"runs/{secrets.token_hex(8)}")
-    store.add_model(ModelRecord(body.model, None, "base", body.model))
     store.add_job(job)
     store.add_event(job.id, "created", f"Created fine-tuning job: {job.id}")
     return job.to_api()
