@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from tunesmith import __version__
-from tunesmith.cli import compare, cost, data, demo, eval, serve, train
+from tunesmith.cli import compare, cost, data, demo, eval, export, serve, train
 from tunesmith.errors import TunesmithError
 
 COMMANDS: dict[str, ModuleType] = {
@@ -25,6 +25,7 @@ COMMANDS: dict[str, ModuleType] = {
     "cost": cost,
     "demo": demo,
     "serve": serve,
+    "export": export,
 }
 
 
