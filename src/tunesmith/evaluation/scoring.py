@@ -176,7 +176,7 @@ class _TreeSearch:
         cache = prompt_out.cache
         root = prompt_out.logits[:, -1].float().log_softmax(-1).cpu()
 
-        score: list[dict[int, float]] = [{} for _ in range(b)]  # node -> log-probability of the path to it
+        score: list[dict[int, float]] = [{} for _ in range(b)]  # node -> log-prob of its path
         frontier: list[list[int]] = [[] for _ in range(b)]  # scored internal nodes not yet run
         for r in range(b):
             for node in tree.roots:
@@ -185,35 +185,43 @@ class _TreeSearch:
                     frontier[r].append(node)
         column: list[dict[int, int]] = [{} for _ in range(b)]  # node -> its cache column, once run
         columns = shared + width
+        active = list(range(b))  # the rows still searching, in the cache's batch order
         while True:
-            chosen = [self._choose(score[r], frontier[r]) for r in range(b)]
-            q = max(map(len, chosen))
-            if q == 0:
+            chosen = {r: self._choose(score[r], frontier[r]) for r in active}
+            if not any(chosen.values()):
                 break
-            tokens = torch.zeros((b, q), dtype=torch.long)
-            npos = torch.zeros((b, q), dtype=torch.long)
-            see = torch.zeros((b, q, columns + q), dtype=torch.bool)
+            if not all(chosen.values()):  # finished rows leave the batch (and the cache)
+                keep = [k for k, r in enumerate(active) if chosen[r]]
+                cache.batch_select_indices(torch.tensor(keep, device=device))
+                visible = visible[keep]
+                active = [active[k] for k in keep]
+            q = max(len(chosen[r]) for r in active)
+            tokens = torch.zeros((len(active), q), dtype=torch.long)
+            npos = torch.zeros((len(active), q), dtype=torch.long)
+            see = torch.zeros((len(active), q, columns + q), dtype=torch.bool)
             see[:, :, :visible.shape[1]] = visible[:, None, :]
-            for r, nodes in enumerate(chosen):
+            for k, r in enumerate(active):
+                nodes = chosen[r]
                 for i, node in enumerate(nodes):
                     column[r][node] = columns + i
                 for i, node in enumerate(nodes):
-                    tokens[r, i] = tree.tokens[node]
-                    npos[r, i] = lengths[r] + tree.depth[node]
-                    see[r, i, [column[r][a] for a in tree.lineage(node)]] = True
+                    tokens[k, i] = tree.tokens[node]
+                    npos[k, i] = lengths[r] + tree.depth[node]
+                    see[k, i, [column[r][a] for a in tree.lineage(node)]] = True
                 for i in range(len(nodes), q):  # padding: sees the prompt and itself
-                    see[r, i, columns + i] = True
+                    see[k, i, columns + i] = True
             logits = model(input_ids=tokens.to(device), position_ids=npos.to(device),
                            attention_mask=_bias(see, dtype, device), cache=cache,
                            use_cache=True).logits.float()
             logp = (logits - logits.logsumexp(-1, keepdim=True)).cpu()
             columns += q
-            for r, nodes in enumerate(chosen):
+            for k, r in enumerate(active):
+                nodes = chosen[r]
                 ran = set(nodes)
                 frontier[r] = [n for n in frontier[r] if n not in ran]
                 for i, node in enumerate(nodes):  # breadth-first: parents before children
                     for child in tree.children[node]:
-                        score[r][child] = score[r][node] + logp[r, i, tree.tokens[child]].item()
+                        score[r][child] = score[r][node] + logp[k, i, tree.tokens[child]].item()
                         if self.internal[child] and child not in ran:
                             frontier[r].append(child)
         out = torch.full((b, len(self.label_ends)), float("-inf"))
