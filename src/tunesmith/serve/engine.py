@@ -79,8 +79,8 @@ class Engine:
         """(model ready to run `key`, tokenizer); loads what is missing."""
         with self._lock:
             ref = resolve_model(key)
-            if not ref.is_adapter:
-                return self._base(key)
+            if not ref.is_adapter:  # keyed by folder: the alias and its folder are one model
+                return self._base(model_dir(ref))
             base_dir = adapter_base(Path(ref.source), None)
             model, tok = self._base(base_dir)
             if key not in self._adapters:
