@@ -105,6 +105,8 @@ class Step:
     """The `top_logprobs` most likely tokens and their log-probabilities."""
     last: bool
     """True when the row ended with this token (end-of-turn, or max_new_tokens reached)."""
+    eos: bool = False
+    """True when this token is an end-of-turn token (the answer is complete, not cut off)."""
 
 
 @torch.inference_mode()
@@ -149,8 +151,9 @@ def decode_rows(model, prompts: list[list[int]], sampling: list[Sampling], stop:
             if s.top_logprobs:
                 values, indices = logp[r].topk(s.top_logprobs)
                 top = list(zip(indices.tolist(), values.tolist()))
-            last = token in stops or produced[r] >= s.max_new_tokens
-            ended = on_step(Step(r, token, logp[r, token].item(), top, last))
+            eos = token in stops
+            last = eos or produced[r] >= s.max_new_tokens
+            ended = on_step(Step(r, token, logp[r, token].item(), top, last, eos))
             active[r] = not (last or ended)
             chosen[r, 0] = token
         if not any(active):

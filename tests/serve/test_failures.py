@@ -24,11 +24,15 @@ def _metric_steps(client, job_id) -> list[int]:
     return [e.data["step"] for e in events if e.type == "metrics" and "train_loss" in e.data]
 
 
+def _upload(client, path):
+    with open(path, "rb") as f:
+        return client.files.create(file=f, purpose="fine-tune")
+
+
 def test_cancel_stops_a_running_job_and_the_next_one_runs(server_factory, service_data):
     server = server_factory().start()
     client = server.client()
-    upload = client.files.create(file=open(service_data / "train.jsonl", "rb"),
-                                 purpose="fine-tune")
+    upload = _upload(client, service_data / "train.jsonl")
     long = client.fine_tuning.jobs.create(model=str(server.model), training_file=upload.id,
                                           hyperparameters={"n_epochs": 50, "batch_size": 1})
     short = client.fine_tuning.jobs.create(model=str(server.model), training_file=upload.id,
@@ -49,8 +53,7 @@ def test_cancel_stops_a_running_job_and_the_next_one_runs(server_factory, servic
 def test_sigkill_mid_job_then_restart_finishes_it(server_factory, service_data):
     server = server_factory().start()
     client = server.client()
-    upload = client.files.create(file=open(service_data / "train.jsonl", "rb"),
-                                 purpose="fine-tune")
+    upload = _upload(client, service_data / "train.jsonl")
     job = client.fine_tuning.jobs.create(model=str(server.model), training_file=upload.id,
                                          hyperparameters={"n_epochs": 6, "batch_size": 1})
     wait_for(lambda: client.fine_tuning.jobs.checkpoints.list(job.id).data, every=0.05)

@@ -40,6 +40,13 @@ class Issue:
         return asdict(self)
 
 
+def summarize(issues: list[Issue], limit: int = 5) -> str:
+    """One line for a message: `2 errors: line 3: no assistant message; line 9: ...`."""
+    first = "; ".join(f"line {i.line}: {i.message}" if i.line else i.message
+                      for i in issues[:limit])
+    return f"{len(issues)} errors: {first}"
+
+
 def warning(code: str, message: str, line: int | None = None, field: str | None = None) -> Issue:
     return Issue(code, message, line, field, "warning")
 

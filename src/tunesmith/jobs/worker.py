@@ -29,8 +29,17 @@ from pathlib import Path
 from tunesmith.atomic import atomic_dir
 from tunesmith.config import TrainConfig
 from tunesmith.data.check import check_file
+from tunesmith.data.issues import summarize
 from tunesmith.errors import InvalidDataError, TunesmithError, UnusableInputError
-from tunesmith.jobs.models import Checkpoint, FileRecord, Job, ModelRecord, new_id, now
+from tunesmith.jobs.models import (
+    PREFIX,
+    Checkpoint,
+    FileRecord,
+    Job,
+    ModelRecord,
+    new_id,
+    now,
+)
 from tunesmith.jobs.store import JobStore, open_store
 from tunesmith.modeling import load_tokenizer
 from tunesmith.training.checkpoint import CHECKPOINTS
@@ -97,11 +106,8 @@ class Worker:
             errors = [i for i in report.errors
                       if param == "training_file" or i.code != "too_few_examples"]
             if errors:
-                first = "; ".join(f"line {i.line}: {i.message}" if i.line else i.message
-                                  for i in errors[:5])
                 return self._fail(job, f"invalid_{param}", f"{param} {file_id} "
-                                  f"({record.filename}) has {len(errors)} errors: {first}",
-                                  param)
+                                  f"({record.filename}) has {summarize(errors)}", param)
         job = self.store.update_job(job.id, status="queued")
         if job.status == "queued":  # not cancelled meanwhile
             self.store.add_event(job.id, "status:queued",
@@ -183,12 +189,13 @@ class Worker:
     # ---- checkpoints ----------------------------------------------------------------------
 
     def _register_checkpoints(self, job: Job, run: Path) -> None:
+        records = _records(run)
         for folder in sorted((run / CHECKPOINTS).glob("epoch-*")):
             state = folder / "state.json"
             if state.is_file():
                 step = json.loads(state.read_text())["step"]
                 metrics: dict = {}
-                for r in _records(run):
+                for r in records:
                     if r["step"] <= step:
                         metrics.update(r)
                 self._register_checkpoint(job, folder, step, metrics)
@@ -222,8 +229,6 @@ def _records(run: Path) -> list[dict]:
 
 
 def _stable_id(kind: str, key: str) -> str:
-    from tunesmith.jobs.models import PREFIX
-
     return PREFIX[kind] + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from tunesmith.generation import Sampling, Step, stop_ids
+from tunesmith.generation import Sampling, Step
 from tunesmith.jobs.models import new_id, now
 from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.engine import Row, queue_for
@@ -27,7 +27,6 @@ class _Choice:
     index: int
     tokenizer: object
     stops: list[str]
-    eos: set[int]
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     sent: int = 0
@@ -38,7 +37,7 @@ class _Choice:
 
     def add(self, step: Step, want_logprobs: bool) -> None:
         self.counted += 1
-        if step.token in self.eos:
+        if step.eos:
             self.finish_reason = "stop"
             return
         self.tokens.append(step.token)
@@ -88,14 +87,13 @@ async def chat_completions(body: ChatCompletionCreate, settings: SettingsDep, st
                        f"{context}.", param="messages", code="context_length_exceeded")
     limit = min(body.max_completion_tokens or body.max_tokens or context, context - len(prompt))
     tokenizer = engine.tokenizer(key)
-    eos = set(stop_ids(tokenizer))
     queue, deliver = queue_for(loop)
     choices, rows = [], []
     for i in range(body.n):
         sampling = Sampling(limit, 1.0 if body.temperature is None else body.temperature,
                             body.top_p or 1.0, None if body.seed is None else body.seed + i,
                             (body.top_logprobs or 0) if body.logprobs else 0)
-        choices.append(_Choice(i, tokenizer, body.stops(), eos))
+        choices.append(_Choice(i, tokenizer, body.stops()))
         rows.append(Row(key, prompt, sampling, lambda item, i=i: deliver((i, item))))
     for row in rows:
         engine.submit(row)

@@ -10,8 +10,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from tunesmith.data.check import check_file
+from tunesmith.data.issues import summarize
 from tunesmith.errors import TunesmithError
 from tunesmith.jobs.models import FileRecord, new_id, now
+from tunesmith.jobs.store import JobStore
 from tunesmith.serve.deps import ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.errors import APIError, not_found
 from tunesmith.serve.uploads import receive_upload
@@ -47,11 +49,7 @@ def _check(path, filename) -> str | None:
         report = check_file(path)
     except TunesmithError as e:
         return f"{filename}: {getattr(e, 'detail', e)}"
-    if report.ok:
-        return None
-    first = "; ".join(f"line {i.line}: {i.message}" if i.line else i.message
-                      for i in report.errors[:5])
-    return f"{len(report.errors)} errors: {first}"
+    return None if report.ok else summarize(report.errors)
 
 
 @router.get("")
@@ -66,17 +64,12 @@ def list_files(store: StoreDep, project: ProjectDep, purpose: str | None = None,
 
 @router.get("/{file_id}")
 def retrieve_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
-    record = store.get_file(project, file_id)
-    if record is None:
-        raise not_found("file", file_id)
-    return record.to_api()
+    return _file(store, project, file_id).to_api()
 
 
 @router.delete("/{file_id}")
-def delete_file(file_id: str, settings: SettingsDep, store: StoreDep,
-                project: ProjectDep) -> dict:
-    record = store.delete_file(project, file_id)
-    if record is None:
+def delete_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
+    if store.delete_file(project, file_id) is None:
         raise not_found("file", file_id)
     return {"id": file_id, "object": "file", "deleted": True}
 
@@ -84,8 +77,13 @@ def delete_file(file_id: str, settings: SettingsDep, store: StoreDep,
 @router.get("/{file_id}/content")
 def file_content(file_id: str, settings: SettingsDep, store: StoreDep,
                  project: ProjectDep) -> FileResponse:
+    record = _file(store, project, file_id)
+    return FileResponse(settings.home / record.path, media_type="application/octet-stream",
+                        filename=record.filename)
+
+
+def _file(store: JobStore, project: str, file_id: str) -> FileRecord:
     record = store.get_file(project, file_id)
     if record is None:
         raise not_found("file", file_id)
-    return FileResponse(settings.home / record.path, media_type="application/octet-stream",
-                        filename=record.filename)
+    return record
