@@ -48,7 +48,7 @@ class TrainConfig:
     max_seq_len: int = 1024
     """Tokens per example; longer examples are truncated on the right (and reported)."""
     pack: bool = True
-    """Pack each step's examples into shared rows (attention kept inside each example)."""
+    """Pack each step's examples end to end, without padding (attention kept inside each example)."""
     micro_batch_tokens: int = 4096
     """Tokens per forward pass (rows x row length); a step larger than this accumulates gradients."""
     schedule: Schedule = "cosine"

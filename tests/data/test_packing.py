@@ -69,7 +69,7 @@ def test_packed_loss_and_gradients_equal_unpacked(arch):
         return total, count, {k: p.grad.clone() for k, p in model.named_parameters()}
 
     one_row = run([collate_packed(xs, [list(range(6))], pad_id=0)])
-    two_rows = run(micro_batches(xs, True, capacity=64, max_tokens=4096, pad_id=0))
+    two_rows = run(micro_batches(xs, True, max_tokens=64, pad_id=0))
     padded = run([collate_padded(xs, pad_id=0)])
     alone = run([collate_padded([x], pad_id=0) for x in xs])
     for other in (two_rows, padded, alone):
@@ -95,6 +95,6 @@ def test_packing_without_position_ids_would_leak_attention():
 
 def test_micro_batches_respect_the_token_budget():
     xs = items(30, seed=3)
-    batches = micro_batches(xs, pack_rows=False, capacity=64, max_tokens=100, pad_id=0)
+    batches = micro_batches(xs, pack_rows=False, max_tokens=100, pad_id=0)
     assert all(b.input_ids.numel() <= 100 or b.input_ids.shape[0] == 1 for b in batches)
     assert sum(b.input_ids.shape[0] for b in batches) == 30

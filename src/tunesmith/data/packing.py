@@ -1,22 +1,29 @@
-"""Packing examples into rows, and turning rows into the tensors a forward pass takes.
+"""Packing examples into forward passes, and turning them into the tensors a pass takes.
 
-Three examples of 5, 3 and 4 tokens packed into rows of capacity 8 (best-fit decreasing):
+Packed (the default), padding-free: a step's examples are placed, best-fit decreasing, into
+forward passes of at most `max_tokens` tokens, and each pass is ONE row, its examples end to end
+(what flash-attention's "varlen" kernels and TRL's `padding_free` do). Three examples of 5, 3 and
+4 tokens, budget 16:
 
-    row 0:  a a a a a c c c        position_ids  0 1 2 3 4 0 1 2
-    row 1:  b b b b . . . .        position_ids  0 1 2 3 0 0 0 0     (. = padding, label -100)
+    row:           a a a a a b b b b c c c          no padding at all
+    position_ids   0 1 2 3 4 0 1 2 3 0 1 2          restart at each example
+    segments       (0, 5) (5, 9) (9, 12)
 
-Position ids restart at each example. Given position ids and no attention mask (and no KV
-cache), transformers builds a block-diagonal causal mask from them, so each token attends only
-to earlier tokens of its own example:
+Attention stays inside each example: `training.attention` runs the causal kernel segment by
+segment. (Without it, transformers builds the same block-diagonal mask from the restarting
+position ids.) Fixed-length rows of `max_seq_len` would pad every row of a pass to the longest
+one: eight SST-2 examples (~480 tokens) that overflow a 512-token row into a second, short row
+were padded to 2 x 512 and cost two rows' time.
 
-    row 0 mask (1 = may attend)   a a a a a c c c
-                              a   1
-                              a   1 1
-                              ...
-                              c   0 0 0 0 0 1
-                              c   0 0 0 0 0 1 1
+    block-diagonal causal attention (1 = may attend)   a a a a a b b b b
+                                                   a   1
+                                                   a   1 1
+                                                   ...
+                                                   b   0 0 0 0 0 1
+                                                   b   0 0 0 0 0 1 1
 
 That makes the packed loss equal to the unpacked one (tests/data/test_packing.py checks it).
+Unpacked (`--no-pack`): one example per row, right-padded, with a 1/0 attention mask.
 """
 
 from __future__ import annotations
@@ -120,36 +127,25 @@ def collate_padded(items: list[Tokenized], pad_id: int) -> Batch:
     return Batch(ids, labels, pos, mask, int(mask.sum()))
 
 
-def micro_batches(items: list[Tokenized], pack_rows: bool, capacity: int,
-                  max_tokens: int, pad_id: int) -> list[Batch]:
+def micro_batches(items: list[Tokenized], pack_rows: bool, max_tokens: int,
+                  pad_id: int) -> list[Batch]:
     """Split one optimizer step's examples into forward passes of at most `max_tokens` tokens
-    (rows x row length, padding included)."""
+    (padding included; a single example longer than that still gets a pass of its own)."""
     if pack_rows:
-        groups = pack([len(x.input_ids) for x in items], capacity)
-        rows = [[items[i] for i in g] for g in groups]
-    else:
-        rows = [[x] for x in items]
+        lengths = [len(x.input_ids) for x in items]
+        groups = pack(lengths, max(max_tokens, max(lengths, default=0)))
+        return [collate_packed([items[i] for i in g], [list(range(len(g)))], pad_id)
+                for g in groups]
     out: list[Batch] = []
-    current: list[list[Tokenized]] = []
+    current: list[Tokenized] = []
     width = 0
-    for row in rows:
-        n = sum(len(x.input_ids) for x in row)
+    for x in items:
+        n = len(x.input_ids)
         if current and max(width, n) * (len(current) + 1) > max_tokens:
-            out.append(_collate(current, pack_rows, pad_id))
+            out.append(collate_padded(current, pad_id))
             current, width = [], 0
-        current.append(row)
+        current.append(x)
         width = max(width, n)
     if current:
-        out.append(_collate(current, pack_rows, pad_id))
+        out.append(collate_padded(current, pad_id))
     return out
-
-
-def _collate(rows: list[list[Tokenized]], pack_rows: bool, pad_id: int) -> Batch:
-    if not pack_rows:
-        return collate_padded([r[0] for r in rows], pad_id)
-    flat = [x for r in rows for x in r]
-    index, groups = 0, []
-    for r in rows:
-        groups.append(list(range(index, index + len(r))))
-        index += len(r)
-    return collate_packed(flat, groups, pad_id)

@@ -149,7 +149,7 @@ def _reference_loss(model, tokenizer, examples, shots, system, batch_size) -> fl
     total = count = 0.0
     pad = tokenizer.pad_token_id or 0
     with torch.inference_mode():
-        for batch in micro_batches(items, True, 4096, 4096 * 4, pad):
+        for batch in micro_batches(items, True, 4096 * 4, pad):
             loss, n, _ = loss_fn(batch.to(next(model.parameters()).device))
             total, count = total + loss.item(), count + n.item()
     return total / max(count, 1)

@@ -136,7 +136,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         eval_fn.eval()
         sums = [0.0, 0.0, 0.0]
         with torch.no_grad(), autocast():
-            for batch in micro_batches(items[info.rank::info.world], cfg.pack, cfg.max_seq_len,
+            for batch in micro_batches(items[info.rank::info.world], cfg.pack,
                                        cfg.micro_batch_tokens, pad_id):
                 loss, n, correct = eval_fn(batch.to(info.device))
                 sums = [sums[0] + loss.item(), sums[1] + n.item(), sums[2] + correct.item()]
@@ -192,8 +192,8 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             # runs one pass, with its loss scaled to 0, because every process must join the
             # step's gradient all-reduce.
             idle = not shard
-            batches = micro_batches(shard or step_items[:1], cfg.pack, cfg.max_seq_len,
-                                    cfg.micro_batch_tokens, pad_id)
+            batches = micro_batches(shard or step_items[:1], cfg.pack, cfg.micro_batch_tokens,
+                                    pad_id)
             # The step's loss is the mean over all its answer tokens, across micro-batches and
             # processes; DDP averages gradients over processes, hence the factor `world`.
             step_tokens = D.all_reduce_sum(
