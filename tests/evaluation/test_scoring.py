@@ -2,7 +2,7 @@
 
 import torch
 
-from tunesmith.evaluation.scoring import LabelTree, answer_tokens, score_labels
+from tunesmith.evaluation.scoring import LabelTree, SearchStats, answer_tokens, score_labels
 from tunesmith.modeling import build_tiny_model
 
 
@@ -52,9 +52,21 @@ def test_pruned_search_finds_the_exact_best_label(tokenizer):
     pruning; the winner and its score are those of the exhaustive scoring."""
     model = build_tiny_model(len(tokenizer), seed=5).eval()
     prompts = _prompts(tokenizer, ("where is my card", "refund please", "hi", "cash?", "x" * 40))
-    full = score_labels(model, tokenizer, prompts, LABELS, batch_size=3, prune=False)
+    full_stats = SearchStats()
+    full = score_labels(model, tokenizer, prompts, LABELS, batch_size=3, prune=False,
+                        stats=full_stats)
+    tree = LabelTree.build([answer_tokens(tokenizer, label) for label in LABELS])
+    internal = sum(1 for c in tree.children if c)
+    assert full_stats.examples == 5 and full_stats.nodes_run == 5 * internal
+    # the nodes any exact search must run: a node scoring at least the best label's score
+    assert 0 < full_stats.required < full_stats.nodes_run
     for budget in (1, 3):
-        pruned = score_labels(model, tokenizer, prompts, LABELS, batch_size=3, budget=budget)
+        stats = SearchStats()
+        pruned = score_labels(model, tokenizer, prompts, LABELS, batch_size=3, budget=budget,
+                              stats=stats)
+        assert stats.required <= stats.nodes_run < full_stats.nodes_run
+        assert abs(stats.required - full_stats.required) <= 1  # float ties aside
+        assert stats.passes > full_stats.passes and stats.tokens > 0 and stats.seconds > 0
         assert pruned.argmax(-1).tolist() == full.argmax(-1).tolist()
         torch.testing.assert_close(pruned.max(-1).values, full.max(-1).values, atol=1e-4, rtol=0)
         known = pruned > float("-inf")

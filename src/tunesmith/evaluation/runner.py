@@ -25,7 +25,7 @@ from tunesmith.evaluation.metrics import (
     token_f1,
 )
 from tunesmith.evaluation.parsing import parse_entities, parse_label
-from tunesmith.evaluation.scoring import answer_tokens, score_labels
+from tunesmith.evaluation.scoring import SearchStats, answer_tokens, score_labels
 from tunesmith.generation import generate
 from tunesmith.prompting.fewshot import prompt_with_shots
 
@@ -81,8 +81,10 @@ def evaluate(
     model, tokenizer, examples: list[Example], spec: TaskSpec, *, shots: list[Example] = (),
     name: str = "", kind: Literal["prompt", "fine-tune"] = "prompt", model_name: str = "",
     mode: Mode = "score", batch_size: int = 16, max_new_tokens: int | None = None,
+    scoring_stats: SearchStats | None = None,
 ) -> EvalResult:
-    """Score `model` on `examples` (a test split) for the task in `spec`."""
+    """Score `model` on `examples` (a test split) for the task in `spec`. Label scoring adds
+    what its search ran to `scoring_stats`, when given."""
     shots = list(shots)
     prompts = render(tokenizer, [prompt_with_shots(e, shots, spec.system) for e in examples],
                      add_generation_prompt=True)
@@ -93,7 +95,8 @@ def evaluate(
         gold = [label_of(e) for e in examples]
         labels = spec.labels or sorted(set(gold))
         if mode == "score":
-            scores = score_labels(model, tokenizer, prompts, labels, batch_size)
+            scores = score_labels(model, tokenizer, prompts, labels, batch_size,
+                                  stats=scoring_stats)
             pred: list = [labels[i] for i in scores.argmax(-1).tolist()]
             lengths = {label: len(answer_tokens(tokenizer, label)) for label in labels}
             completion = [lengths[p] for p in pred]

@@ -27,6 +27,7 @@ Three things keep it fast:
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -86,6 +87,24 @@ class LabelTree:
         return allowed
 
 
+@dataclass
+class SearchStats:
+    """What a `score_labels` call ran (added up over its calls)."""
+
+    examples: int = 0
+    nodes_run: int = 0
+    """Tree nodes run, over all examples (an exhaustive search runs every internal node)."""
+    required: int = 0
+    """Nodes any exact search must run, over all examples: those whose path log-probability
+    is at least the best label's (an unrun one could still lead to a better label, since the
+    log-probabilities of the tokens below it could all be 0)."""
+    passes: int = 0
+    tokens: int = 0
+    """Tokens through the model (prompt and tree passes, padding included)."""
+    seconds: float = 0.0
+    """Time inside forward passes."""
+
+
 def answer_tokens(tokenizer, label: str) -> list[int]:
     """The tokens a trained model produces for `label`: the template's answer text up to and
     including the end-of-turn (EOS) token, exactly as training rendered them."""
@@ -115,7 +134,8 @@ def shared_prefix(sequences: list[list[int]]) -> int:
 
 @torch.inference_mode()
 def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_size: int = 16,
-                 *, prune: bool = True, budget: int = 8) -> torch.Tensor:
+                 *, prune: bool = True, budget: int = 8,
+                 stats: SearchStats | None = None) -> torch.Tensor:
     """Log-likelihood of each label as the answer to each prompt: shape (prompts, labels).
 
     Args:
@@ -124,6 +144,7 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
         prune: search best-first and skip labels that cannot win (left at -inf; the arg-max and
             its score are exact). False scores every label.
         budget: tree nodes run per example per forward pass when pruning.
+        stats: if given, what the search ran is added to it.
     """
     tree = LabelTree.build([answer_tokens(tokenizer, label) for label in labels])
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -133,7 +154,7 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
     if shared:
         prefix_cache = model(input_ids=torch.tensor([encoded[0][:shared]], device=device),
                              use_cache=True, logits_to_keep=1).cache
-    search = _TreeSearch(tree, prune, budget if prune else len(tree.tokens))
+    search = _TreeSearch(tree, prune, budget if prune else len(tree.tokens), stats or SearchStats())
     out = torch.full((len(prompts), len(labels)), float("-inf"))
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # batches of like length
     for first in range(0, len(prompts), batch_size):
@@ -149,8 +170,8 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
 class _TreeSearch:
     """The label-tree search for one batch of prompts (see the module docstring)."""
 
-    def __init__(self, tree: LabelTree, prune: bool, budget: int):
-        self.tree, self.prune, self.budget = tree, prune, max(budget, 1)
+    def __init__(self, tree: LabelTree, prune: bool, budget: int, stats: SearchStats):
+        self.tree, self.prune, self.budget, self.stats = tree, prune, max(budget, 1), stats
         self.internal = [bool(c) for c in tree.children]
         self.label_ends = [path[-1] for path in tree.paths]
 
@@ -170,9 +191,10 @@ class _TreeSearch:
         see = visible[:, None, :] & causal[None]
         pos = shared + own.long().cumsum(-1) - 1
         lengths = shared + own.sum(-1)  # prompt length per row: position of the first node
-        prompt_out = model(input_ids=ids.to(device), position_ids=pos.clamp(min=0).to(device),
-                           attention_mask=_bias(see, dtype, device), cache=cache,
-                           use_cache=True, logits_to_keep=1)
+        prompt_out = self._forward(model, input_ids=ids.to(device),
+                                   position_ids=pos.clamp(min=0).to(device),
+                                   attention_mask=_bias(see, dtype, device), cache=cache,
+                                   use_cache=True, logits_to_keep=1)
         cache = prompt_out.cache
         root = prompt_out.logits[:, -1].float().log_softmax(-1).cpu()
 
@@ -210,9 +232,10 @@ class _TreeSearch:
                     see[k, i, [column[r][a] for a in tree.lineage(node)]] = True
                 for i in range(len(nodes), q):  # padding: sees the prompt and itself
                     see[k, i, columns + i] = True
-            logits = model(input_ids=tokens.to(device), position_ids=npos.to(device),
-                           attention_mask=_bias(see, dtype, device), cache=cache,
-                           use_cache=True).logits.float()
+            self.stats.nodes_run += sum(len(chosen[r]) for r in active)
+            logits = self._forward(model, input_ids=tokens.to(device), position_ids=npos.to(device),
+                                   attention_mask=_bias(see, dtype, device), cache=cache,
+                                   use_cache=True).logits.float()
             logp = (logits - logits.logsumexp(-1, keepdim=True)).cpu()
             columns += q
             for k, r in enumerate(active):
@@ -229,6 +252,19 @@ class _TreeSearch:
             for j, end in enumerate(self.label_ends):
                 if end in score[r]:
                     out[r, j] = score[r][end]
+            # nodes left unscored sit below a node already worse than the best label
+            best = out[r].max().item()
+            self.stats.required += sum(1 for n, v in score[r].items()
+                                       if self.internal[n] and v >= best)
+        self.stats.examples += b
+        return out
+
+    def _forward(self, model, **inputs):
+        start = time.perf_counter()
+        out = model(**inputs)
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.passes += 1
+        self.stats.tokens += inputs["input_ids"].numel()
         return out
 
     def _choose(self, score: dict[int, float], frontier: list[int]) -> list[int]:

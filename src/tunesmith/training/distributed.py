@@ -69,26 +69,3 @@ def supports_bf16(device: torch.device) -> bool:
             return False
         return "avx512_bf16" in flags or "amx_bf16" in flags
     return False
-
-
-def _libc():
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        lib = ctypes.CDLL(name) if name else None
-        return lib if lib is not None and hasattr(lib, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-
-
-def release_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc only). Steps of varying shapes otherwise
-    leave the heap fragmented and the resident size creeping up: -90 MB peak on a 256-example
-    LoRA run here, at no measurable cost."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)

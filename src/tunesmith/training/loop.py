@@ -35,6 +35,7 @@ from tunesmith.data.render import Tokenized, tokenize_example
 from tunesmith.data.taskfile import read_task
 from tunesmith.errors import InvalidDataError, UsageError
 from tunesmith.modeling import load_model, load_tokenizer, model_dir, resolve_model
+from tunesmith.training import allocator
 from tunesmith.training import distributed as D
 from tunesmith.training.checkpoint import (
     latest_checkpoint,
@@ -81,6 +82,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     """
     hooks = hooks or TrainHooks()
     info = D.setup(config.device)
+    allocator.keep_freed_memory()  # steps reuse freed memory instead of faulting it in again
     run = Path(config.out)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -215,7 +217,6 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            D.release_memory()
             loss_sum, n, correct = D.all_reduce_sum(sums, info)
             tokens = D.all_reduce_sum([0.0 if idle else float(sum(b.n_tokens for b in batches))],
                                       info)[0]
@@ -257,6 +258,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         D.barrier(info)
     bar.close()
     seconds = time.perf_counter() - started
+    allocator.release_memory()
 
     # ---- finish ----------------------------------------------------------------------------
     final = run / "final"
