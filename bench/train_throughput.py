@@ -7,6 +7,10 @@ the answer only), batch size 8, learning rate, clipping and LoRA config (r 16, a
 fp32 and with `bf16=True`; tunesmith runs with its defaults (packed rows, output layer only where
 loss is taken, bf16 autocast where the CPU supports it).
 
+`trainer-*-bf16-heap` (not run by default: `--only ...`) is Trainer bf16 with tunesmith's glibc
+heap setting (training/allocator.py), to show how much of the difference that setting alone makes;
+the `ratio_*` lines compare against stock Trainer only.
+
 Each configuration runs in its own process so peak RSS is its own. Throughput counts real
 (non-padding) tokens over the wall time of the training steps (model loading, tokenization,
 tunesmith's epoch-end checkpoint excluded). MFU = model FLOPs / time / the matmul peak measured
@@ -128,7 +132,11 @@ def child(name: str, examples: int) -> None:
         if tool == "tunesmith":
             result = run_tunesmith(method, data, Path(tmp) / "run")
         else:
-            result = run_trainer(method, name.endswith("bf16"), data, Path(tmp) / "run")
+            if name.endswith("-heap"):
+                from tunesmith.training.allocator import keep_freed_memory
+
+                keep_freed_memory()
+            result = run_trainer(method, "-bf16" in name, data, Path(tmp) / "run")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
@@ -172,23 +180,28 @@ def main() -> None:
                 results[name] = r
             else:
                 best["peak_rss_mb"] = max(best["peak_rss_mb"], r["peak_rss_mb"])
-    header = f"{'config':20} {'real tok/s':>10} {'rounds':>13} {'seconds':>8} {'peak RSS MB':>11} " \
+    header = f"{'config':24} {'real tok/s':>10} {'rounds':>13} {'seconds':>8} {'peak RSS MB':>11} " \
              f"{'MFU':>6} {'mean loss':>9}"
     print(header)
     for name, r in results.items():
-        dtype = ts_dtype if name.startswith("tunesmith") else ("bf16" if "bf16" in name else "fp32")
+        dtype = ts_dtype if name.startswith("tunesmith") else ("bf16" if "-bf16" in name else "fp32")
         per_token = (6 if "-full" in name else 4) * r["params"]
         mfu = r["tokens"] * per_token / r["seconds"] / peaks[dtype]
         r["tokens_per_s"] = r["tokens"] / r["seconds"]
         each = "/".join(f"{x:.0f}" for x in rounds[name])
-        print(f"{name:20} {r['tokens_per_s']:10.1f} {each:>13} {r['seconds']:8.1f} "
+        print(f"{name:24} {r['tokens_per_s']:10.1f} {each:>13} {r['seconds']:8.1f} "
               f"{r['peak_rss_mb']:11.0f} {100 * mfu:5.1f}% {r['mean_train_loss']:9.4f}")
     for method in ("lora", "full"):
         ours = results.get(f"tunesmith-{method}")
-        theirs = [results[k] for k in results if k.startswith(f"trainer-{method}")]
+        theirs = [results[k] for k in results
+                  if k.startswith(f"trainer-{method}") and not k.endswith("-heap")]
         if ours and theirs:
             best = max(t["tokens_per_s"] for t in theirs)
             print(f"ratio_{method}={ours['tokens_per_s'] / best:.2f}")
+        heap = results.get(f"trainer-{method}-bf16-heap")
+        if ours and heap:
+            print(f"ratio_{method}_vs_trainer_bf16_same_heap_setting="
+                  f"{ours['tokens_per_s'] / heap['tokens_per_s']:.2f}")
     if "tunesmith-lora" in results and "tunesmith-full" in results:
         print(f"rss_lora_over_full="
               f"{results['tunesmith-lora']['peak_rss_mb'] / results['tunesmith-full']['peak_rss_mb']:.2f}")

@@ -22,7 +22,7 @@ def _auto_float(value: str) -> float | str:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="fine-tune a model (LoRA or full) on a data set",
-        description="Fine-tune with loss on the answers only, packed rows, epoch checkpoints. "
+        description="Fine-tune with loss on the answers only, packed examples, epoch checkpoints. "
         "Writes RUN/config.yaml, metrics.jsonl, results.csv, loss.png, checkpoints/, final/. "
         "Runs unchanged under torchrun for several processes.")
     src = p.add_argument_group("data")
@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e = p.add_argument_group("execution")
     e.add_argument("--max-seq-len", type=int, default=1024, help="tokens per example")
     e.add_argument("--no-pack", dest="pack", action="store_false",
-                   help="one example per row, padded (default: packed rows)")
+                   help="one example per row, padded (default: examples end to end, no padding)")
     e.add_argument("--micro-batch-tokens", type=int, default=4096,
                    help="tokens per forward pass; bigger steps accumulate gradients")
     e.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")

@@ -2,7 +2,7 @@
 
     set-up   data -> tokens (loss on answers only) -> model (+ LoRA) -> AdamW + warm-up/decay
     loop     for each epoch, for each step of `batch_size` examples:
-                 pack the examples into rows -> forward/backward per micro-batch (loss summed
+                 pack the examples end to end -> forward/backward per pass (loss summed
                  over answer tokens, divided by the step's answer tokens) -> clip -> step
                  every `eval_every_steps`: loss on a small validation batch
              at each epoch end: full validation, checkpoint (atomic), results.csv, loss.png
@@ -336,7 +336,7 @@ def _log_resolved(cfg: ResolvedConfig) -> None:
              cfg.epochs, tag("epochs"), cfg.batch_size, tag("batch_size"), cfg.lr, tag("lr"))
     log.info("%d steps (%d per epoch), %d warm-up, %s decay, eval every %d steps, %s",
              cfg.total_steps, cfg.steps_per_epoch, cfg.warmup_steps, cfg.schedule,
-             cfg.eval_every_steps, "packed rows" if cfg.pack else "padded rows")
+             cfg.eval_every_steps, "packed, no padding" if cfg.pack else "padded rows")
 
 
 def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedConfig) -> None:
