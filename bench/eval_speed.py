@@ -89,8 +89,7 @@ def rows(name: str, model, tokenizer, test, spec, shots, peak: float) -> dict:
         work = ""
         if mode == "score":
             n = stats.examples
-            own = own_prompt_tokens(tokenizer, r.prompt_tokens, shots, spec.system, test)
-            out["ceiling"] = peak / (own + stats.required / n)
+            out["ceiling"] = peak / ((stats.prompt_tokens + stats.required) / n)
             work = (f" {internal:5} {stats.nodes_run / n:6.1f} {stats.required / n:6.1f} "
                     f"{out['ceiling']:7.1f}")
         print(f"{name:13} {len(spec.labels):6} {len(shots):5} {mode:9} {out[mode]:10.1f} "
@@ -113,18 +112,6 @@ def forward_throughput(model) -> float:
             model(input_ids=ids, logits_to_keep=1)
             best = min(best, time.perf_counter() - start)
     return ids.numel() / best
-
-
-def own_prompt_tokens(tokenizer, mean_prompt: float, shots, system: str, test) -> float:
-    """Mean prompt tokens per example minus the prefix all prompts share (run once)."""
-    from tunesmith.data.render import render
-    from tunesmith.evaluation.scoring import shared_prefix
-    from tunesmith.prompting.fewshot import prompt_with_shots
-
-    prompts = render(tokenizer, [prompt_with_shots(e, shots, system) for e in test],
-                     add_generation_prompt=True)
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    return mean_prompt - shared_prefix(encoded)
 
 
 if __name__ == "__main__":

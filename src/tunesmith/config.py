@@ -50,7 +50,7 @@ class TrainConfig:
     pack: bool = True
     """Pack each step's examples end to end, without padding (attention kept inside each example)."""
     micro_batch_tokens: int = 4096
-    """Tokens per forward pass (rows x row length); a step larger than this accumulates gradients."""
+    """Tokens per forward pass (padding included); a step larger than this accumulates gradients."""
     schedule: Schedule = "cosine"
     """Learning-rate decay after warm-up."""
     warmup_ratio: float = 0.05

@@ -67,6 +67,7 @@ def test_pruned_search_finds_the_exact_best_label(tokenizer):
         assert stats.required <= stats.nodes_run < full_stats.nodes_run
         assert abs(stats.required - full_stats.required) <= 1  # float ties aside
         assert stats.passes > full_stats.passes and stats.tokens > 0 and stats.seconds > 0
+        assert stats.prompt_tokens == full_stats.prompt_tokens > 0
         assert pruned.argmax(-1).tolist() == full.argmax(-1).tolist()
         torch.testing.assert_close(pruned.max(-1).values, full.max(-1).values, atol=1e-4, rtol=0)
         known = pruned > float("-inf")

@@ -98,6 +98,9 @@ class SearchStats:
     """Nodes any exact search must run, over all examples: those whose path log-probability
     is at least the best label's (an unrun one could still lead to a better label, since the
     log-probabilities of the tokens below it could all be 0)."""
+    prompt_tokens: int = 0
+    """Prompt tokens run, over all examples: each example's own, not the shared prefix (run once)
+    nor padding."""
     passes: int = 0
     tokens: int = 0
     """Tokens through the model (prompt and tree passes, padding included)."""
@@ -191,6 +194,7 @@ class _TreeSearch:
         see = visible[:, None, :] & causal[None]
         pos = shared + own.long().cumsum(-1) - 1
         lengths = shared + own.sum(-1)  # prompt length per row: position of the first node
+        self.stats.prompt_tokens += int(own.sum())
         prompt_out = self._forward(model, input_ids=ids.to(device),
                                    position_ids=pos.clamp(min=0).to(device),
                                    attention_mask=_bias(see, dtype, device), cache=cache,
