@@ -23,6 +23,7 @@ from typing import Literal
 from tunesmith.atomic import atomic_dir
 from tunesmith.errors import UsageError
 from tunesmith.modeling import load_model, load_tokenizer, resolve_model, run_final_dir
+from tunesmith.outputs import check_parent
 
 GGUF_ARCHITECTURES = ("llama",)
 
@@ -35,7 +36,7 @@ def export(spec: str, fmt: Literal["hf", "gguf"], out: str | Path, *, merge: boo
         UsageError: `out` exists, or the model's architecture cannot be written as GGUF.
         ModelError: the model cannot be loaded.
     """
-    out = Path(out)
+    out = check_parent(out, "--out")
     if out.exists():
         raise UsageError(f"{out} already exists; choose another --out.")
     spec = run_final_dir(spec)

@@ -6,6 +6,7 @@ generation stops per row at the end-of-turn (EOS) token.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -91,6 +92,14 @@ class Sampling:
     seed: int | None = None
     top_logprobs: int = 0
     """Alternatives to report at each position (0-20), besides the chosen token."""
+    deadline: float | None = None
+    """`time.monotonic()` after which the row ends at its next token (a time budget)."""
+
+    def generator(self) -> torch.Generator:
+        """The row's own random stream: seeded (any integer, taken modulo 2**64), or fresh."""
+        g = torch.Generator()
+        g.manual_seed(self.seed % 2**64 if self.seed is not None else torch.seed())
+        return g
 
 
 @dataclass
@@ -111,12 +120,16 @@ class Step:
 
 @torch.inference_mode()
 def decode_rows(model, prompts: list[list[int]], sampling: list[Sampling], stop: list[int],
-                pad_id: int, on_step) -> None:
+                pad_id: int, on_step, on_error=None) -> None:
     """Generate for a batch of token-id prompts, each row with its own sampling, calling
     `on_step(Step)` for every new token as soon as it exists (streaming).
 
     `on_step` returns True to end its row early (a stop string was reached, or the client left).
     Rows are left-padded; a finished row keeps a slot in the batch but its tokens are ignored.
+
+    Rows are isolated: an exception in one row's own work (its seed, its sampling, its
+    `on_step`) ends that row with `on_error(row, exception)` and the others go on. Without
+    `on_error` it propagates. The batched forward passes are shared: their failures propagate.
     """
     device = next(model.parameters()).device
     b, width = len(prompts), max(map(len, prompts))
@@ -125,14 +138,23 @@ def decode_rows(model, prompts: list[list[int]], sampling: list[Sampling], stop:
     for r, p in enumerate(prompts):
         ids[r, width - len(p):] = torch.tensor(p)
         mask[r, width - len(p):] = 1
-    generators = []
-    for s in sampling:
-        g = torch.Generator()
-        g.manual_seed(s.seed if s.seed is not None else torch.seed())
-        generators.append(g)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
     active = [True] * b
     produced = [0] * b
+
+    def fail(r: int, e: Exception) -> None:
+        if on_error is None:
+            raise e
+        active[r] = False
+        on_error(r, e)
+
+    generators: list[torch.Generator | None] = []
+    for r, s in enumerate(sampling):
+        try:
+            generators.append(s.generator())
+        except Exception as e:  # noqa: BLE001 - this row's failure, not the batch's
+            generators.append(None)
+            fail(r, e)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                 position_ids=pos.to(device), use_cache=True, logits_to_keep=1)
     cache, next_pos = out.cache, pos[:, -1:] + 1
@@ -141,19 +163,25 @@ def decode_rows(model, prompts: list[list[int]], sampling: list[Sampling], stop:
     while any(active):
         logp = logits.log_softmax(-1)
         chosen = torch.full((b, 1), pad_id, dtype=torch.long)
+        now = time.monotonic()
         for r in range(b):
             if not active[r]:
                 continue
             s = sampling[r]
-            token = _pick(logits[r], s, generators[r])
-            produced[r] += 1
-            top = []
-            if s.top_logprobs:
-                values, indices = logp[r].topk(s.top_logprobs)
-                top = list(zip(indices.tolist(), values.tolist()))
-            eos = token in stops
-            last = eos or produced[r] >= s.max_new_tokens
-            ended = on_step(Step(r, token, logp[r, token].item(), top, last, eos))
+            try:
+                token = _pick(logits[r], s, generators[r])
+                produced[r] += 1
+                top = []
+                if s.top_logprobs:
+                    values, indices = logp[r].topk(min(s.top_logprobs, logp.shape[-1]))
+                    top = list(zip(indices.tolist(), values.tolist()))
+                eos = token in stops
+                last = (eos or produced[r] >= s.max_new_tokens
+                        or (s.deadline is not None and now >= s.deadline))
+                ended = on_step(Step(r, token, logp[r, token].item(), top, last, eos))
+            except Exception as e:  # noqa: BLE001 - this row's failure, not the batch's
+                fail(r, e)
+                continue
             active[r] = not (last or ended)
             chosen[r, 0] = token
         if not any(active):
@@ -168,7 +196,9 @@ def decode_rows(model, prompts: list[list[int]], sampling: list[Sampling], stop:
 def _pick(logits: torch.Tensor, s: Sampling, generator: torch.Generator) -> int:
     if s.temperature <= 0:
         return int(logits.argmax())
-    probs = (logits / s.temperature).softmax(-1)
+    probs = (logits.double() / s.temperature).softmax(-1)
+    if not bool(torch.isfinite(probs).all()):  # a temperature so small it is greedy
+        return int(logits.argmax())
     if s.top_p < 1.0:
         sorted_p, order = probs.sort(descending=True)
         keep = sorted_p.cumsum(-1) - sorted_p < s.top_p  # the smallest set reaching top_p

@@ -132,3 +132,99 @@ def test_unknown_format(tmp_path, capsys, content):
     (tmp_path / "x.dat").write_text(content)
     code, _, err = run(capsys, tmp_path / "x.dat")
     assert code == 2 and "not a supported format" in err
+
+
+# ---- inputs that used to crash the readers or pass silently (issue 9, class 6) ----------------
+
+
+def test_lone_surrogate_is_a_line_numbered_error(tmp_path, capsys):
+    lines = good_lines()
+    lines[3] = '{"messages": [{"role": "user", "content": "bad \\udc80 text"}, ' \
+               '{"role": "assistant", "content": "billing"}]}'
+    code, out, _ = run(capsys, write_lines(tmp_path / "s.jsonl", lines))
+    assert code == 1 and "s.jsonl:4: messages[0].content: holds a lone UTF-16 surrogate" in out
+
+
+def test_json_nested_ten_thousand_deep(tmp_path, capsys):
+    lines = good_lines()
+    lines[1] = "[" * 10_000 + "]" * 10_000
+    lines[2] = '{"messages": ' + "[" * 5_000 + "]" * 5_000 + "}"
+    code, out, _ = run(capsys, write_lines(tmp_path / "d.jsonl", lines))
+    assert code == 1 and "d.jsonl:2: invalid JSON: nested more than 64 levels" in out
+    assert "d.jsonl:3: invalid JSON: nested more than 64 levels" in out
+
+
+def test_deeply_nested_ner_answer_is_not_an_entity_list(tmp_path, capsys):
+    rows = [json.dumps({"messages": [{"role": "user", "content": f"text {i}"},
+                                     {"role": "assistant", "content": "[]"}]}) for i in range(12)]
+    rows[5] = json.dumps({"messages": [{"role": "user", "content": "x"},
+                                       {"role": "assistant", "content": "[" * 5000}]})
+    code, out, _ = run(capsys, write_lines(tmp_path / "n.jsonl", rows))
+    assert code == 1 and "n.jsonl:6: assistant: the answer is not a JSON list" in out
+
+
+def test_nan_is_not_json(tmp_path, capsys):
+    lines = [json.dumps({"text": f"t{i}", "label": "ab"[i % 2]}) for i in range(12)]
+    lines[4] = '{"text": "t", "label": NaN}'
+    code, out, _ = run(capsys, write_lines(tmp_path / "c.jsonl", lines))
+    assert code == 1 and "c.jsonl:5: invalid JSON: NaN is not valid JSON" in out
+
+
+def test_duplicate_json_keys_warn(tmp_path, capsys):
+    lines = [json.dumps({"text": f"t{i}", "label": "ab"[i % 2]}) for i in range(12)]
+    lines[6] = '{"text": "t6", "label": "a", "label": "b"}'
+    code, out, _ = run(capsys, write_lines(tmp_path / "c.jsonl", lines))
+    assert code == 0 and "c.jsonl:7: label: key 'label' appears twice" in out
+
+
+@pytest.mark.parametrize("encoding,name", [("utf-16", "UTF-16 (little-endian)"),
+                                           ("utf-16-be", "UTF-16 (big-endian)"),
+                                           ("utf-32", "UTF-32 (little-endian)")])
+def test_utf16_and_utf32_files_are_named(tmp_path, capsys, encoding, name):
+    (tmp_path / "w.jsonl").write_bytes("\n".join(good_lines()).encode(encoding))
+    code, _, err = run(capsys, tmp_path / "w.jsonl")
+    assert code == 2 and f"w.jsonl: is {name} text, not UTF-8" in err and "iconv" in err
+
+
+def test_pretty_printed_json_array(tmp_path, capsys):
+    rows = [json.loads(line) for line in good_lines()]
+    (tmp_path / "a.jsonl").write_text(json.dumps(rows, indent=2))
+    code, _, err = run(capsys, tmp_path / "a.jsonl")
+    assert code == 2 and "a.jsonl:1: is one JSON array of 12 items" in err and "jq -c" in err
+    (tmp_path / "o.jsonl").write_text(json.dumps(rows[0], indent=2))
+    code, _, err = run(capsys, tmp_path / "o.jsonl")
+    assert code == 2 and "spread over several lines" in err
+
+
+def test_bio_inside_without_begin_warns(tmp_path, capsys):
+    rows = [json.dumps({"tokens": ["Ann", "met", "Bob"], "tags": ["B-per", "O", "B-per"]})] * 11
+    rows.append(json.dumps({"tokens": ["Ann", "met", "Bob"], "tags": ["I-per", "O", "I-per"]}))
+    code, out, _ = run(capsys, write_lines(tmp_path / "n.jsonl", rows))
+    assert code == 0 and "n.jsonl:12: tags[0]: tag 'I-per' at the start continues no span" in out
+    assert "n.jsonl:12: tags[2]: tag 'I-per' after 'O'" in out
+    conll = (ASSETS / "ner_tiny.conll").read_text().splitlines()
+    first = next(i for i, line in enumerate(conll) if line.split() and line.split()[-1] == "O")
+    conll[first] = conll[first].rsplit(" ", 1)[0] + " I-location"
+    code, out, _ = run(capsys, write_lines(tmp_path / "n.conll", conll))
+    assert code == 0 and f"n.conll:{first + 1}: tag: tag 'I-location'" in out
+
+
+def test_csv_quote_that_merges_rows_is_an_error(tmp_path, capsys):
+    rows = ["text,label"] + [f"row {i},{'ab'[i % 2]}" for i in range(12)]
+    rows[3] = '"He said hi,a'  # the closing quote is missing here ...
+    rows[4] = 'she replied",b'  # ... and the next row closes it: one merged row
+    rows[7] = '"stray" quote,a'
+    rows.append('"never closed,b')
+    code, out, _ = run(capsys, write_lines(tmp_path / "q.csv", rows))
+    assert code == 1
+    assert "q.csv:4: one quoted field runs from line 4 to line 5 and holds a whole row" in out
+    assert "q.csv:8: malformed CSV quoting" in out
+    assert "q.csv:14: malformed CSV: a quote opened on line 14 is never closed" in out
+
+
+def test_csv_quoted_line_break_is_fine(tmp_path, capsys):
+    rows = ["text,label"] + [f"row {i},{'ab'[i % 2]}" for i in range(12)]
+    rows[3] = '"two lines, and a comma'
+    rows[4] = 'of text",a'
+    code, out, _ = run(capsys, write_lines(tmp_path / "q.csv", rows))
+    assert code == 0, out

@@ -7,6 +7,7 @@ and DESIGN.md's exit codes: 0 success, 1 the work ran and found problems, 2 unus
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -72,11 +73,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except TunesmithError as e:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": {"type": type(e).__name__, "message": str(e),
-                                        "exit_code": e.exit_code}}))
-        print(f"tunesmith: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return _fail(args, type(e).__name__, str(e), e.exit_code)
+    except OSError as e:  # the file system refused: a path under a file, permissions, disk full
+        where = f"{e.filename}: " if e.filename else ""
+        code = 2 if e.errno in _PATH_ERRORS else 1
+        return _fail(args, type(e).__name__, f"{where}{e.strerror or e}", code)
     except KeyboardInterrupt:
         print("tunesmith: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug; -v shows the traceback
+        if args.verbose:
+            raise
+        return _fail(args, type(e).__name__, f"internal error ({type(e).__name__}: {e}); rerun "
+                     "with -v for the traceback, and please report it", 1)
+
+
+_PATH_ERRORS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                errno.EEXIST, errno.ENAMETOOLONG, errno.EROFS, errno.ELOOP}
+"""File-system errors caused by the paths given (exit 2); others (disk full, I/O) exit 1."""
+
+
+def _fail(args: argparse.Namespace, kind: str, message: str, code: int) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"type": kind, "message": message, "exit_code": code}}))
+    print(f"tunesmith: error: {message}", file=sys.stderr)
+    return code

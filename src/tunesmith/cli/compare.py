@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tunesmith.cli import args as types
 from tunesmith.cli.output import print_json, table
-from tunesmith.errors import UsageError
 from tunesmith.modeling import DEFAULT_MODEL
 from tunesmith.report.compare import CompareConfig, Report, compare
 from tunesmith.report.render import summary_rows
@@ -25,26 +25,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="prompting vs fine-tuning on the same test split, with a "
                        "report and a recommendation")
     p.add_argument("--data", required=True, metavar="DIR", help="a `data prepare` folder")
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="model to prompt and to fine-tune (default: %(default)s)")
     p.add_argument("--shots", type=_shots, default=[0, 5], help="prompting baselines (default 0,5)")
-    p.add_argument("--method", choices=["lora", "full"], default="lora")
-    p.add_argument("--epochs", default="auto")
-    p.add_argument("--out", default="report", metavar="REPORT_DIR")
-    p.add_argument("--requests-per-month", type=int, default=100_000)
-    p.add_argument("--prices", metavar="FILE")
-    p.add_argument("--max-train", type=int, help="use only the first N training examples")
-    p.add_argument("--max-test", type=int, help="evaluate on the first N test examples")
-    p.add_argument("--mode", choices=["score", "generate"], default="score")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--method", choices=["lora", "full"], default="lora",
+                   help="fine-tuning method (default: lora)")
+    p.add_argument("--epochs", type=types.auto_or(types.positive_int), default="auto",
+                   help="training epochs, or auto (OpenAI's rule for the data size)")
+    p.add_argument("--out", default="report", metavar="REPORT_DIR",
+                   help="report folder: new, empty, or one compare wrote (default: ./report)")
+    p.add_argument("--requests-per-month", type=types.non_negative_int, default=100_000,
+                   help="volume the costs and the break-even are computed for (default 100,000)")
+    p.add_argument("--prices", metavar="FILE", help="price table YAML (default: the shipped one)")
+    p.add_argument("--max-train", type=types.positive_int, help="use only the first N training examples")
+    p.add_argument("--max-test", type=types.positive_int, help="evaluate on the first N test examples")
+    p.add_argument("--mode", choices=["score", "generate"], default="score",
+                   help="classification: label log-likelihood (default) or generate-and-parse")
+    p.add_argument("--seed", type=types.seed, default=0,
+                   help="shot selection, training and bootstrap seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    epochs = args.epochs if args.epochs == "auto" else int(args.epochs)
-    if epochs != "auto" and epochs < 1:
-        raise UsageError("--epochs must be auto or a positive integer.")
+    epochs = args.epochs
     report = compare(CompareConfig(
         data=args.data, out=args.out, model=args.model, shots=args.shots, method=args.method,
         requests_per_month=args.requests_per_month, prices=args.prices, max_train=args.max_train,

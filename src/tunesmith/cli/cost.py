@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from tunesmith.cli import args as types
 from tunesmith.cli.output import print_json, table
 from tunesmith.config import TrainConfig
 from tunesmith.cost import break_even, openai, plot_costs, self_hosted
@@ -14,6 +15,7 @@ from tunesmith.data.splits import load_task_data
 from tunesmith.evaluation.runner import evaluate
 from tunesmith.hparams import auto_batch_size, auto_epochs, billed_tokens
 from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
+from tunesmith.outputs import check_not_input, check_parent
 from tunesmith.pricing import load_prices
 from tunesmith.prompting.fewshot import select_shots
 
@@ -25,8 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cost", help="price prompting and fine-tuning from measured tokens and speed")
     p.add_argument("--data", required=True, metavar="DIR|FILE")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--shots", type=int, default=5, help="few-shot examples in the prompt row")
-    p.add_argument("--requests-per-month", type=int, default=100_000)
+    p.add_argument("--shots", type=types.non_negative_int, default=5, help="few-shot examples in the prompt row")
+    p.add_argument("--requests-per-month", type=types.non_negative_int, default=100_000)
     p.add_argument("--prices", metavar="FILE")
     p.add_argument("--plot", metavar="PNG", help="write the cost-vs-requests plot here")
     p.add_argument("--json", action="store_true")
@@ -36,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    if args.plot:
+        check_parent(args.plot, "--plot")
+        check_not_input([args.plot], [args.data], "--plot")
     prices = load_prices(args.prices)
     td = load_task_data(args.data)
     sample = td.test[:SAMPLE]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections import defaultdict
 
+from tunesmith.cli import args as types
 from tunesmith.cli.output import print_json, table
 from tunesmith.data.check import CheckReport, check_file
 from tunesmith.data.examples import TASKS
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "CSV or CoNLL")
     check.add_argument("--model", default=DEFAULT_MODEL,
                        help="model whose tokenizer counts tokens (default: %(default)s)")
-    check.add_argument("--max-seq-len", type=int, default=2048,
+    check.add_argument("--max-seq-len", type=types.positive_int, default=2048,
                        help="tokens; longer examples are reported as truncated (default: %(default)s)")
     check.add_argument("--train", metavar="FILE",
                        help="the training file, when FILE is a validation or test split: also "
@@ -52,11 +53,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_format_args(prep)
     prep.add_argument("--system", help="system instruction (default: the file's own, or one "
                       "generated from the label set)")
-    prep.add_argument("--val", type=float, default=0.1, help="validation fraction (default: 0.1)")
-    prep.add_argument("--test", type=float, default=0.1, help="test fraction (default: 0.1)")
-    prep.add_argument("--seed", type=int, default=0)
+    prep.add_argument("--val", type=types.fraction, default=0.1, help="validation fraction (default: 0.1)")
+    prep.add_argument("--test", type=types.fraction, default=0.1, help="test fraction (default: 0.1)")
+    prep.add_argument("--seed", type=types.seed, default=0, help="split seed (default 0)")
     prep.add_argument("--skip-invalid", action="store_true",
                       help="leave out rows with errors instead of stopping")
+    prep.add_argument("--force", action="store_true",
+                      help="write into a --out folder that holds other files (only train.jsonl, "
+                      "validation.jsonl, test.jsonl and task.json are replaced; never the input)")
     prep.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     prep.set_defaults(run=run_prepare)
 
@@ -133,7 +137,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         result = prepare(
             args.input, args.task, args.out, fmt=args.format, text_field=args.text_field,
             label_field=args.label_field, system=args.system, val=args.val, test=args.test,
-            seed=args.seed, skip_invalid=args.skip_invalid)
+            seed=args.seed, skip_invalid=args.skip_invalid, force=args.force)
     except InvalidDataError as e:
         if args.json:
             print_json({"error": {"message": str(e), "exit_code": 1},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tunesmith.cli import args as types
 from tunesmith.cli.output import print_json, table
 from tunesmith.data.splits import load_task_data
 from tunesmith.evaluation.runner import EvalResult, evaluate
@@ -20,12 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="model spec, or a run folder (its final/) (default: %(default)s)")
     p.add_argument("--data", required=True, metavar="FILE|DIR",
                    help="a prepared folder (its test.jsonl) or a data file")
-    p.add_argument("--shots", type=int, default=0, help="few-shot examples from the train split")
+    p.add_argument("--shots", type=types.non_negative_int, default=0, help="few-shot examples from the train split")
     p.add_argument("--mode", choices=["score", "generate"], default="score",
                    help="classification: label log-likelihood (default) or generate-and-parse")
-    p.add_argument("--max-examples", type=int, help="evaluate only the first N examples")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-examples", type=types.positive_int, help="evaluate only the first N examples")
+    p.add_argument("--batch-size", type=types.positive_int, default=16,
+                   help="examples per forward pass (default 16)")
+    p.add_argument("--seed", type=types.seed, default=0, help="shot selection seed")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(run=run)
 

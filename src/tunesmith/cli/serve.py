@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from tunesmith.cli import args as types
 from tunesmith.errors import UsageError
 
 
@@ -17,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Serve /v1/files, /v1/fine_tuning/jobs, /v1/models and "
                        "/v1/chat/completions; the official `openai` client works against it "
                        "(base_url=http://HOST:PORT/v1).")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=types.port, default=8000, help="1-65535 (default: %(default)s)")
     p.add_argument("--home", default="tunesmith-home",
                    help="files, jobs, runs and models live here (default ./tunesmith-home)")
     p.add_argument("--keys", default=os.environ.get("TUNESMITH_API_KEYS_FILE"),
@@ -26,8 +29,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "$TUNESMITH_API_KEYS_FILE; none: no authentication, one project)")
     p.add_argument("--model", action="append", dest="models", metavar="SPEC",
                    help="base model to offer (repeatable; default smollm2-135m-instruct)")
-    p.add_argument("--max-upload-mb", type=float, default=512.0)
-    p.add_argument("--max-batch", type=int, default=16, help="chat requests run together")
+    p.add_argument("--max-upload-mb", type=types.positive_float, default=512.0,
+                   help="largest file upload (default: %(default)s)")
+    p.add_argument("--max-body-mb", type=types.positive_float, default=8.0,
+                   help="largest JSON request body, e.g. chat messages (default: %(default)s)")
+    p.add_argument("--max-batch", type=types.int_range(1, 256), default=16,
+                   help="chat requests run together (default: %(default)s)")
+    p.add_argument("--default-max-tokens", type=types.positive_int, default=512,
+                   help="answer tokens for a chat request that sets no max_tokens "
+                   "(default: %(default)s)")
+    p.add_argument("--request-timeout", type=types.positive_float, default=300.0,
+                   metavar="SECONDS", help="a chat request still generating after this long "
+                   "ends with finish_reason 'length' (default: %(default)s)")
+    p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None,
+                   help="serve /docs and /openapi.json without a key (default: on without "
+                   "--keys, off with --keys)")
     p.add_argument("--no-worker", action="store_true",
                    help="do not start the job worker (run `python -m tunesmith.jobs.worker`)")
     p.set_defaults(run=run)
@@ -37,18 +53,26 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tunesmith.jobs.store import open_store
-    from tunesmith.modeling import DEFAULT_MODEL
+    from tunesmith.modeling import DEFAULT_MODEL, resolve_model
+    from tunesmith.outputs import check_parent
     from tunesmith.serve.app import create_app
     from tunesmith.serve.deps import ServeSettings, read_keys
     from tunesmith.serve.engine import Engine
 
-    home = Path(args.home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = check_parent(Path(args.home).expanduser(), "--home").resolve()
+    if home.exists() and not home.is_dir():
+        raise UsageError(f"--home {args.home} is a file; give a folder.")
     keys = read_keys(args.keys) if args.keys else None
-    if args.max_upload_mb <= 0:
-        raise UsageError("--max-upload-mb must be positive.")
-    settings = ServeSettings(home, keys, int(args.max_upload_mb * 1024 * 1024),
-                             args.models or [DEFAULT_MODEL])
+    models = args.models or [DEFAULT_MODEL]
+    for spec in models:
+        resolve_model(spec)  # a --model that does not exist stops us before we listen
+    listener = _listen(args.host, args.port)
+    home.mkdir(parents=True, exist_ok=True)
+    settings = ServeSettings(home, keys, int(args.max_upload_mb * 1024 * 1024), models,
+                             default_max_tokens=args.default_max_tokens,
+                             request_timeout_s=args.request_timeout,
+                             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+                             docs=args.docs if args.docs is not None else keys is None)
     store = open_store(str(home / "tunesmith.db"))
     app = create_app(settings, store, Engine(max_batch=args.max_batch))
     log = logging.getLogger("tunesmith.serve")
@@ -60,9 +84,37 @@ def run(args: argparse.Namespace) -> int:
                                    str(home), "--parent", str(os.getpid())])
     print(f"tunesmith serve: http://{args.host}:{args.port}/v1  (home {home})", flush=True)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[listener])
     finally:
+        listener.close()
         if worker is not None:
             worker.terminate()
             worker.wait(timeout=30)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the port before anything is announced, so a taken port is a clear error.
+
+    Raises:
+        UsageError: the address cannot be bound (in use, not an address of this machine, no
+            permission).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise UsageError(f"--host {host}: not an address of this machine ({e.strerror}).") from e
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise UsageError(f"port {port} on {host} is already in use (another server?); "
+                             "choose another --port.") from e
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}.") from e
+    return sock

@@ -6,17 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
+from tunesmith.cli import args as types
 from tunesmith.config import TrainConfig
 from tunesmith.errors import UsageError
 from tunesmith.modeling import DEFAULT_MODEL
-
-
-def _auto_int(value: str) -> int | str:
-    return value if value == "auto" else int(value)
-
-
-def _auto_float(value: str) -> float | str:
-    return value if value == "auto" else float(value)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,30 +26,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m = p.add_argument_group("model and method")
     m.add_argument("--model", default=DEFAULT_MODEL, help="base model (default: %(default)s)")
     m.add_argument("--method", choices=["lora", "full"], default="lora")
-    m.add_argument("--lora-r", type=int, default=16)
-    m.add_argument("--lora-alpha", type=int, default=32)
-    m.add_argument("--lora-dropout", type=float, default=0.0)
+    m.add_argument("--lora-r", type=types.positive_int, default=16)
+    m.add_argument("--lora-alpha", type=types.positive_int, default=32)
+    m.add_argument("--lora-dropout", type=types.fraction, default=0.0)
     m.add_argument("--lora-targets", default="all-linear",
                    help="comma-separated module names or all-linear (default)")
     h = p.add_argument_group("hyperparameters ('auto' follows OpenAI's rules scaled to the data)")
-    h.add_argument("--epochs", type=_auto_int, default="auto")
-    h.add_argument("--batch-size", type=_auto_int, default="auto", help="examples per step")
-    h.add_argument("--lr", type=_auto_float, default="auto", help="peak learning rate")
+    h.add_argument("--epochs", type=types.auto_or(types.positive_int), default="auto")
+    h.add_argument("--batch-size", type=types.auto_or(types.positive_int), default="auto", help="examples per step")
+    h.add_argument("--lr", type=types.auto_or(types.float_range(0, 1, low_open=True, high_open=True)),
+                   default="auto", help="peak learning rate")
     h.add_argument("--schedule", choices=["cosine", "linear", "constant"], default="cosine")
-    h.add_argument("--warmup-ratio", type=float, default=0.05)
-    h.add_argument("--weight-decay", type=float, default=0.0)
-    h.add_argument("--max-grad-norm", type=float, default=1.0)
-    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--warmup-ratio", type=types.fraction, default=0.05)
+    h.add_argument("--weight-decay", type=types.non_negative_float, default=0.0)
+    h.add_argument("--max-grad-norm", type=types.non_negative_float, default=1.0)
+    h.add_argument("--seed", type=types.seed, default=0)
     e = p.add_argument_group("execution")
-    e.add_argument("--max-seq-len", type=int, default=1024, help="tokens per example")
+    e.add_argument("--max-seq-len", type=types.int_range(16), default=1024, help="tokens per example")
     e.add_argument("--no-pack", dest="pack", action="store_false",
                    help="one example per row, padded (default: examples end to end, no padding)")
-    e.add_argument("--micro-batch-tokens", type=int, default=4096,
+    e.add_argument("--micro-batch-tokens", type=types.positive_int, default=4096,
                    help="tokens per forward pass; bigger steps accumulate gradients")
     e.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     e.add_argument("--gradient-checkpointing", action="store_true")
     e.add_argument("--device", default="auto")
-    e.add_argument("--eval-every", type=int, default=0, help="steps; 0 = about 10 per run")
+    e.add_argument("--eval-every", type=types.non_negative_int, default=0, help="steps; 0 = about 10 per run")
     e.add_argument("--out", default="runs/run", metavar="RUN", help="run folder")
     e.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     e.add_argument("--quiet", action="store_true", help="no progress bar")

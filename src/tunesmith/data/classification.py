@@ -71,8 +71,10 @@ def read_csv_rows(
     """
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     # Undecodable lines become empty rows: their issue is already recorded by read_lines, and
-    # keeping them keeps csv's line counter equal to the file's line numbers.
-    reader = csv.reader((line.text or "" for line in lines), delimiter=delimiter)
+    # keeping them keeps csv's line counter equal to the file's line numbers. Strict: a stray
+    # quote is an error, not silently repaired into some other text.
+    reader = csv.reader(((line.text or "") + "\n" for line in lines), delimiter=delimiter,
+                        strict=True)
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as e:
@@ -86,6 +88,7 @@ def read_csv_rows(
     ti, li = header.index(text_field), header.index(label_field)
     examples: list[Example] = []
     issues: list[Issue] = []
+    spanning: list[tuple[int, int, list[str]]] = []  # rows with a quoted line break
     rows = 0
     while True:
         start = reader.line_num + 1
@@ -94,7 +97,7 @@ def read_csv_rows(
         except StopIteration:
             break
         except csv.Error as e:
-            issues.append(Issue("invalid_csv", f"malformed CSV: {e}.", start))
+            issues.append(Issue("invalid_csv", _csv_error(e, start, reader.line_num), start))
             continue
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -103,8 +106,44 @@ def read_csv_rows(
             issues.append(Issue("wrong_column_count",
                                 f"{len(row)} columns, the header has {len(header)}.", start))
             continue
+        if reader.line_num > start:
+            spanning.append((start, reader.line_num, row))
         example, found = _check_fields(row[ti], row[li], start, text_field, label_field)
         issues += found
         if example is not None:
             examples.append(example)
-    return examples, issues, rows
+    merged = _merged_rows(spanning, {e.label for e in examples}, delimiter, len(header))
+    issues += merged
+    bad = {i.line for i in merged}
+    return [e for e in examples if e.line not in bad], issues, rows
+
+
+def _csv_error(e: csv.Error, start: int, end: int) -> str:
+    text = str(e)
+    if "unexpected end of data" in text or "EOF" in text:
+        return (f"malformed CSV: a quote opened on line {start} is never closed (everything to "
+                "the end of the file would be one field).")
+    if "expected after" in text:
+        return ("malformed CSV quoting: a quoted field must end with its closing quote right "
+                'before the delimiter; write "" for a quote inside quoted text.')
+    return f"malformed CSV: {text}."
+
+
+def _merged_rows(spanning: list[tuple[int, int, list[str]]], labels: set[str | None],
+                 delimiter: str, width: int) -> list[Issue]:
+    """Rows whose quoted field spans lines and holds, on one of those lines, what reads as a
+    whole row ending in a known label: an unbalanced quote merged rows into one."""
+    issues = []
+    for start, end, row in spanning:
+        for cell in row:
+            pieces = cell.split("\n")[:-1] if "\n" in cell else []
+            whole = next((p for p in pieces if p.count(delimiter) >= width - 1
+                          and p.rsplit(delimiter, 1)[-1].strip() in labels), None)
+            if whole is not None:
+                shown = whole if len(whole) <= 40 else whole[:39] + "…"
+                issues.append(Issue(
+                    "merged_rows", f"one quoted field runs from line {start} to line {end} and "
+                    f"holds a whole row ({shown!r}): an unbalanced quote merged rows; close the "
+                    "quote where the text ends.", start))
+                break
+    return issues

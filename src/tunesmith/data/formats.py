@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
 
 from tunesmith.data import chat, classification, ner
 from tunesmith.data.examples import Dataset
-from tunesmith.data.issues import Issue
+from tunesmith.data.jsonline import INVALID, parse_line
 from tunesmith.data.lines import Line, read_lines
 from tunesmith.errors import UnusableInputError
 
@@ -48,12 +47,10 @@ def detect_format(path: Path, lines: list[Line], text_field: str = "text") -> st
                                  "nothing to detect a format from.",
                                  line=first.number if first else None)
     if sample[0].text.lstrip().startswith(("{", "[")):
+        _refuse_json_document(path, lines)
         votes: Counter[str] = Counter()
         for line in sample:
-            try:
-                obj = json.loads(line.text)
-            except ValueError:
-                continue
+            obj, _ = parse_line(line.text, line.number)
             if isinstance(obj, dict):
                 votes[_json_kind(obj, text_field)] += 1
         if votes:
@@ -69,6 +66,30 @@ def detect_format(path: Path, lines: list[Line], text_field: str = "text") -> st
     raise UnusableInputError(
         path, "not a supported format: expected JSONL (chat, prompt/completion, text/label, "
         "tokens/tags, instruction/output), CSV with a header, or CoNLL; name it with --format.", line=sample[0].number)
+
+
+def _refuse_json_document(path: Path, lines: list[Line]) -> None:
+    """A JSON document (an array of rows, or one object pretty-printed over many lines) is not
+    JSONL; say so, and how to convert it, instead of an error on every line.
+
+    Raises:
+        UnusableInputError: the file is such a document.
+    """
+    content = [line for line in lines if line.text and line.text.strip()]
+    first = content[0].text.strip()
+    opens_alone = first in ("[", "{")
+    if not (opens_alone or (first.startswith("[") and len(content) == 1)):
+        return
+    value, _ = parse_line("\n".join(line.text or "" for line in lines), 1)
+    if isinstance(value, list) or (first == "[" and value is INVALID):
+        n = f" of {len(value):,} items" if isinstance(value, list) else ""
+        raise UnusableInputError(path, f"is one JSON array{n} (a .json document), not JSONL with "
+                                 "one JSON object per line; convert it with "
+                                 f"`jq -c '.[]' {path.name} > rows.jsonl`.", line=content[0].number)
+    if opens_alone:
+        raise UnusableInputError(path, "holds JSON objects spread over several lines "
+                                 "(pretty-printed); JSONL needs each example on one line: "
+                                 f"`jq -c . {path.name} > rows.jsonl`.", line=content[0].number)
 
 
 def _json_kind(obj: dict, text_field: str) -> str:
@@ -124,10 +145,9 @@ def _read_jsonl(data: Dataset, lines: list[Line], text_field: str, label_field: 
         if line.text is None or not line.text.strip():
             continue
         data.rows += 1
-        try:
-            obj = json.loads(line.text)
-        except ValueError as e:
-            data.issues.append(Issue("invalid_json", _json_error(e, line.text), line.number))
+        obj, found = parse_line(line.text, line.number)
+        data.issues += found
+        if obj is INVALID:
             continue
         if data.format == "chat":
             example, found = chat.parse_chat_row(obj, line.number)
@@ -143,11 +163,3 @@ def _read_jsonl(data: Dataset, lines: list[Line], text_field: str, label_field: 
         data.issues += found
         if example is not None:
             data.examples.append(example)
-
-
-def _json_error(e: ValueError, text: str) -> str:
-    if isinstance(e, json.JSONDecodeError):
-        ends_early = e.pos >= len(text.rstrip()) - 1 or e.msg.startswith("Unterminated")
-        hint = "; the line ends early: truncated?" if ends_early else ""
-        return f"invalid JSON: {e.msg} (column {e.colno}){hint}."
-    return f"invalid JSON: {e}."

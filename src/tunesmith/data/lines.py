@@ -39,6 +39,33 @@ def check_path(path: str | Path) -> Path:
     return p
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"), (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+         (b"\xff\xfe", "UTF-16 (little-endian)"), (b"\xfe\xff", "UTF-16 (big-endian)"))
+
+
+def wide_encoding(head: bytes) -> str | None:
+    """'UTF-16 (little-endian)' etc. when the first bytes of a file are UTF-16/UTF-32 text (a
+    byte-order mark, or mostly-ASCII text with NUL bytes in the places those encodings put
+    them); None otherwise."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    n = len(head) - len(head) % 4
+    if n < 8:
+        return None
+    units = [head[i:i + 4] for i in range(0, n, 4)]
+    patterns = {
+        "UTF-32 (little-endian)": lambda u: u[0] != 0 and u[1:] == b"\x00\x00\x00",
+        "UTF-32 (big-endian)": lambda u: u[:3] == b"\x00\x00\x00" and u[3] != 0,
+        "UTF-16 (little-endian)": lambda u: u[0] != 0 and u[1] == 0 and u[2] != 0 and u[3] == 0,
+        "UTF-16 (big-endian)": lambda u: u[0] == 0 and u[1] != 0 and u[2] == 0 and u[3] != 0,
+    }
+    for name, match in patterns.items():
+        if sum(map(match, units)) >= 0.9 * len(units):
+            return name
+    return None
+
+
 def read_lines(path: str | Path) -> tuple[list[Line], list[Issue]]:
     """All lines of a text file, blank ones included (CoNLL needs them).
 
@@ -55,6 +82,11 @@ def read_lines(path: str | Path) -> tuple[list[Line], list[Issue]]:
     bad_utf8 = 0
     with f:
         head = f.read(_BINARY_SNIFF_BYTES)
+        encoding = wide_encoding(head)
+        if encoding:
+            raise UnusableInputError(p, f"is {encoding} text, not UTF-8; save it as UTF-8 (for "
+                                     f"example `iconv -f {encoding.split()[0]} -t UTF-8 "
+                                     f"{p.name} > {p.stem}-utf8{p.suffix}`).")
         if b"\x00" in head:
             raise UnusableInputError(p, "is a binary file (it contains NUL bytes), not text data.")
         f.seek(0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from tunesmith.data.examples import Entity, Example, Message, entities_json
-from tunesmith.data.issues import Issue, describe_type, not_an_object
+from tunesmith.data.issues import Issue, describe_type, not_an_object, warning
 from tunesmith.data.lines import Line
 
 TAG = re.compile(r"^(O|[BI]-\S+)$")
@@ -36,6 +36,19 @@ def bio_to_entities(tokens: list[str], tags: list[str]) -> list[Entity]:
     if span:
         entities.append(Entity(" ".join(span), kind))
     return entities
+
+
+def orphan_inside_tags(tags: list[str]) -> list[int]:
+    """Positions of `I-` tags that do not continue a span of their type (after `O`, at the
+    start, or after another type). `bio_to_entities` reads each as the start of a new span."""
+    return [i for i, tag in enumerate(tags)
+            if tag.startswith("I-") and (i == 0 or tags[i - 1][2:] != tag[2:])]
+
+
+def _orphan_warning(tags: list[str], i: int, line: int, field: str) -> Issue:
+    before = "at the start" if i == 0 else f"after {tags[i - 1]!r}"
+    return warning("bio_inside_without_begin", f"tag {tags[i]!r} {before} continues no span; "
+                   f"it is read as B-{tags[i][2:]} (IOB1 data? convert it to BIO).", line, field)
 
 
 def make_example(tokens: list[str], tags: list[str], line: int) -> Example:
@@ -75,7 +88,9 @@ def parse_ner_row(
         return None, [Issue("invalid_tag", "tags must be O, B-TYPE or I-TYPE; bad at "
                             + ", ".join(bad[:5]) + ("..." if len(bad) > 5 else "") + ".",
                             line, tags_field)]
-    return make_example(tokens, tags, line), []
+    orphans = [_orphan_warning(tags, i, line, f"{tags_field}[{i}]")
+               for i in orphan_inside_tags(tags)[:3]]
+    return make_example(tokens, tags, line), orphans
 
 
 def read_conll(lines: list[Line]) -> tuple[list[Example], list[Issue], int]:
@@ -98,16 +113,19 @@ def read_conll(lines: list[Line]) -> tuple[list[Example], list[Issue], int]:
     sentences = 0
     tokens: list[str] = []
     tags: list[str] = []
+    numbers: list[int] = []
     start = 0
     broken = False
 
     def flush() -> None:
-        nonlocal tokens, tags, broken, sentences
+        nonlocal tokens, tags, numbers, broken, sentences
         if tokens or broken:
             sentences += 1
             if not broken:
                 examples.append(make_example(tokens, tags, start))
-        tokens, tags, broken = [], [], False
+                issues.extend(_orphan_warning(tags, i, numbers[i], "tag")
+                              for i in orphan_inside_tags(tags)[:3])
+        tokens, tags, numbers, broken = [], [], [], False
 
     for line in lines:
         text = line.text
@@ -134,5 +152,6 @@ def read_conll(lines: list[Line]) -> tuple[list[Example], list[Issue], int]:
         else:
             tokens.append(cols[0])
             tags.append(cols[-1])
+            numbers.append(line.number)
     flush()
     return examples, issues, sentences

@@ -20,9 +20,11 @@ from pathlib import Path
 from tunesmith.atomic import atomic_open
 from tunesmith.data.examples import Example, Message, Task, entities_json
 from tunesmith.data.formats import FORMAT_TASK, read_dataset
-from tunesmith.data.taskfile import TaskSpec, write_task
+from tunesmith.data.jsonline import surrogate_path
+from tunesmith.data.taskfile import TASK_FILE, TaskSpec, write_task
 from tunesmith.data.validate import check_dataset, label_of, parse_entities
 from tunesmith.errors import InvalidDataError, UsageError
+from tunesmith.outputs import check_not_input, claim_dir
 
 SPLITS = ("train", "validation", "test")
 
@@ -102,6 +104,7 @@ def prepare(
     test: float = 0.1,
     seed: int = 0,
     skip_invalid: bool = False,
+    force: bool = False,
 ) -> PrepareResult:
     """Read `path`, check it, split it and write the chat-format splits and task.json into `out`.
 
@@ -109,10 +112,17 @@ def prepare(
         UnusableInputError: the input cannot be read at all.
         UsageError: the split fractions are impossible, or the file does not hold `task` data.
         InvalidDataError: the input has errors (each in `.issues`) and `skip_invalid` is False.
+        UsageError: `out` would overwrite the input, is a file, or holds other files (and not
+            `force`).
     """
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise UsageError(f"--val {val} and --test {test} must be fractions in [0, 1) that leave "
                          "some examples for training.")
+    if system is not None and (not system.strip() or surrogate_path(system) is not None):
+        raise UsageError("--system must be non-empty text (valid UTF-8).")
+    out = Path(out)
+    check_not_input([out / f"{s}.jsonl" for s in SPLITS] + [out / TASK_FILE], [path])
+    claim_dir(out, owned=(TASK_FILE,), force=force)
     data = read_dataset(path, fmt, text_field=text_field, label_field=label_field)
     native = FORMAT_TASK.get(data.format)
     if native is not None and native != task:
@@ -135,9 +145,6 @@ def prepare(
     spec = _task_spec(task, examples, system)
     examples = [_normalize(e, task).with_system(spec.system or None) for e in examples]
     splits = split_examples(examples, val, test, seed, stratify=task == "classification")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder.")
     for split in SPLITS:
         with atomic_open(out / f"{split}.jsonl") as f:
             for e in splits[split]:

@@ -45,7 +45,7 @@ def parse_entities(text: str) -> list[dict] | None:
     """A JSON list of {"text", "type"} objects, or None if `text` is not one."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(value, list) and all(
             isinstance(e, dict) and isinstance(e.get("text"), str) and isinstance(e.get("type"), str)

@@ -69,6 +69,7 @@ class JobStore(Protocol):
     def list_jobs(self, project: str, after: str | None, limit: int) -> tuple[list[Job], bool]: ...
     def update_job(self, job_id: str, **changes) -> Job: ...
     def cancel_job(self, job_id: str) -> Job: ...
+    def active_jobs_using(self, file_id: str) -> list[str]: ...
     def next_job(self) -> Job | None: ...
     def add_event(self, job_id: str, key: str, message: str, *, level: str = "info",
                   type: str = "message", data: dict | None = None) -> bool: ...
@@ -200,6 +201,13 @@ class SQLiteStore:
 
     def cancel_job(self, job_id: str) -> Job:
         return self.update_job(job_id, status="cancelled", finished_at=now())
+
+    def active_jobs_using(self, file_id: str) -> list[str]:
+        """Ids of jobs not yet final whose training or validation file is `file_id`."""
+        rows = self._all("SELECT body FROM jobs WHERE status NOT IN ('succeeded', 'failed', "
+                         "'cancelled') ORDER BY seq")
+        jobs = [Job(**json.loads(r["body"])) for r in rows]
+        return [j.id for j in jobs if file_id in (j.training_file, j.validation_file)]
 
     def next_job(self) -> Job | None:
         """The job the worker should run: one it was running when it stopped (to resume), else

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -101,7 +102,13 @@ class Worker:
             if record is None:
                 return self._fail(job, f"invalid_{param}", f"{param} {file_id}: no such file "
                                   "(deleted?)", param)
-            report = check_file(self.home / record.path, tokenizer=tokenizer, model=job.model)
+            try:
+                report = check_file(self.home / record.path, tokenizer=tokenizer,
+                                    model=job.model)
+            except UnusableInputError as e:  # its message names our path: name the file id
+                line = f" line {e.line}:" if e.line else ""
+                return self._fail(job, f"invalid_{param}", f"{param} {file_id} "
+                                  f"({record.filename}):{line} {e.detail}", param)
             # The 10-example minimum is for training; a small validation file is fine.
             errors = [i for i in report.errors
                       if param == "training_file" or i.code != "too_few_examples"]
@@ -120,6 +127,11 @@ class Worker:
         run = self.home / job.workdir
         files = {p: self.store.get_file(job.project, getattr(job, p))
                  for p in ("training_file", "validation_file") if getattr(job, p)}
+        for param, record in files.items():
+            if record is None:  # deleted before deletes of in-use files were refused
+                self._fail(job, f"invalid_{param}", f"{param} {getattr(job, param)}: no such "
+                           "file (deleted?)", param)
+                return
         hp = job.hyperparameters
         config = TrainConfig(
             train_file=str(self.home / files["training_file"].path),
@@ -182,9 +194,21 @@ class Worker:
                               result_files=[results.id])
 
     def _fail(self, job: Job, code: str, message: str, param: str | None) -> Job:
+        message = self._public(job, message)
         self.store.add_event(job.id, "status:failed", message, level="error")
         return self.store.update_job(job.id, status="failed", finished_at=now(),
                                      error={"code": code, "message": message, "param": param})
+
+    def _public(self, job: Job, message: str) -> str:
+        """A message fit for the job's owner: the server's paths replaced by what the owner
+        knows (file ids and names), any other path under the home by `<server path>`."""
+        for param in ("training_file", "validation_file"):
+            record = self.store.get_file(None, getattr(job, param) or "")
+            if record is not None:
+                message = message.replace(str(self.home / record.path),
+                                          f"{record.id} ({record.filename})")
+        home = re.escape(str(self.home))
+        return re.sub(home + r"[^\s'\"`:,;)]*", "<server path>", message)
 
     # ---- checkpoints ----------------------------------------------------------------------
 

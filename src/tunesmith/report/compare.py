@@ -15,14 +15,19 @@ from tunesmith.atomic import atomic_open
 from tunesmith.config import TrainConfig
 from tunesmith.cost import ApproachCost, break_even, openai, plot_costs, self_hosted
 from tunesmith.data.splits import load_task_data
+from tunesmith.data.taskfile import write_task
 from tunesmith.evaluation.runner import EvalResult, evaluate
 from tunesmith.hparams import auto_epochs
 from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
+from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.pricing import load_prices
 from tunesmith.prompting.fewshot import select_shots
 from tunesmith.report.recommend import Recommendation, recommend
 
 log = logging.getLogger(__name__)
+
+REPORT_FILES = ("report.json", "report.md", "report.html", "cost.png", "data/task.json")
+"""Files compare writes at the top of REPORT_DIR; any of them marks a folder it made."""
 
 
 @dataclass
@@ -84,8 +89,11 @@ def compare(cfg: CompareConfig) -> Report:
 
     from tunesmith.training import train
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_dir(cfg.out, owned=REPORT_FILES)
+    data = Path(cfg.data)
+    check_not_input([out / "data", out / "run", *(out / name for name in REPORT_FILES)],
+                    [data / name for name in ("train.jsonl", "validation.jsonl", "test.jsonl",
+                                              "task.json")] if data.is_dir() else [data])
     td = load_task_data(cfg.data)
     test = td.test[: cfg.max_test] if cfg.max_test else td.test
     train_examples = td.train[: cfg.max_train] if cfg.max_train else td.train
@@ -103,10 +111,10 @@ def compare(cfg: CompareConfig) -> Report:
     gc.collect()
 
     # ---- fine-tune -------------------------------------------------------------------------
+    write_task(out / "data", td.spec)  # first: it marks REPORT_DIR as compare's own
     train_file = out / "data" / "train.jsonl"
     with atomic_open(train_file) as f:
         f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in train_examples)
-    (out / "data" / "task.json").write_text(json.dumps(td.spec.to_dict(), indent=2))
     val = td.folder / "validation.jsonl"
     run_dir = out / "run"
     if run_dir.exists():  # compare owns REPORT_DIR/run: a rerun trains afresh, so times are real

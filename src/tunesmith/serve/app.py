@@ -11,12 +11,14 @@ from tunesmith.jobs.store import JobStore
 from tunesmith.serve import errors
 from tunesmith.serve.deps import ServeSettings
 from tunesmith.serve.engine import Engine
+from tunesmith.serve.limits import BodyLimit
 from tunesmith.serve.routes import chat, files, fine_tuning, models
 
 
 def create_app(settings: ServeSettings, store: JobStore, engine: Engine | None = None) -> FastAPI:
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="tunesmith", version=__version__,
-                  description="OpenAI-compatible fine-tuning and chat endpoints.")
+                  description="OpenAI-compatible fine-tuning and chat endpoints.", **docs)
     app.state.settings, app.state.store = settings, store
     app.state.engine = engine or Engine()
     for spec in settings.base_models:
@@ -24,6 +26,7 @@ def create_app(settings: ServeSettings, store: JobStore, engine: Engine | None =
     errors.install(app)
     for module in (files, fine_tuning, models, chat):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict:

@@ -48,16 +48,31 @@ class Row:
 
 
 class Engine:
-    """Runs chat rows; `submit` from any thread or event loop."""
+    """Runs chat rows; `submit` from any thread or event loop.
 
-    def __init__(self, max_batch: int = 16, max_loaded: int = 4) -> None:
+    One row can never fail another: a row's own failure (its sampling, its delivery to a client
+    that is gone) ends that row only, and when the shared batched pass fails before any token,
+    each row is retried alone so the failure stays with the row that caused it.
+    """
+
+    def __init__(self, max_batch: int = 16, max_loaded: int = 4, *, start: bool = True) -> None:
         self.max_batch, self.max_loaded = max_batch, max_loaded
         self._queue: queue.Queue[Row] = queue.Queue()
         self._bases: OrderedDict[str, tuple] = OrderedDict()  # base folder -> (model, tokenizer)
         self._adapters: dict[str, str] = {}  # adapter folder -> base folder it is loaded on
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="tunesmith-engine", daemon=True)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start running rows (an engine made with `start=False` only queues them: tests use it
+        to make rows wait together)."""
         self._thread.start()
+
+    def waiting(self) -> int:
+        """Rows queued and not yet running."""
+        return self._queue.qsize()
 
     # ---- models ---------------------------------------------------------------------------
 
@@ -132,21 +147,31 @@ class Engine:
                 (batch if row.key == batch[0].key else held).append(row)
             for row in held:
                 self._queue.put(row)
+            batch = [row for row in batch if not row.cancelled.is_set()]  # clients gone
+            if not batch:
+                continue
             try:
                 self._run(batch)
             except Exception as e:
-                log.exception("batch failed")
+                log.exception("batch of %d rows for %s failed", len(batch), batch[0].key)
                 for row in batch:
-                    row.deliver(e)
+                    _deliver(row, e)
 
     def _run(self, batch: list[Row]) -> None:
         model, tok = self._model(batch[0].key)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        started: set[int] = set()
 
         def on_step(step: Step) -> bool:
             row = batch[step.row]
-            row.deliver(step)
+            started.add(step.row)
+            row.deliver(step)  # raises when the client's event loop is gone: on_error ends it
             return row.cancelled.is_set()
+
+        def on_error(index: int, e: Exception) -> None:
+            log.warning("chat row failed alone: %s: %s", type(e).__name__, e)
+            batch[index].cancelled.set()
+            _deliver(batch[index], e)
 
         from contextlib import nullcontext
 
@@ -156,9 +181,29 @@ class Engine:
             model.set_adapter(adapter_name(adapter))
         elif hasattr(model, "disable_adapter"):
             context = model.disable_adapter()
-        with context:
-            decode_rows(model, [r.prompt for r in batch], [r.sampling for r in batch],
-                        stop_ids(tok, model), pad, on_step)
+        try:
+            with context:
+                decode_rows(model, [r.prompt for r in batch], [r.sampling for r in batch],
+                            stop_ids(tok, model), pad, on_step, on_error)
+        except Exception:
+            if len(batch) == 1 or started:
+                raise
+            # The shared pass failed before any row got a token: run each row alone, so only
+            # the row at fault gets the error.
+            log.warning("a batch of %d rows failed; retrying each alone", len(batch))
+            for row in batch:
+                try:
+                    self._run([row])
+                except Exception as e:  # noqa: BLE001 - delivered to its own row
+                    _deliver(row, e)
+
+
+def _deliver(row: Row, item) -> None:
+    """Hand `item` to a row's client; a client that is gone is not an error."""
+    try:
+        row.deliver(item)
+    except Exception:  # noqa: BLE001 - the client's event loop has closed
+        row.cancelled.set()
 
 
 def adapter_name(folder: str) -> str:

@@ -62,7 +62,8 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
         message = (f"Invalid URL ({request.method} {request.url.path})" if e.status_code in
                    (404, 405) else str(e.detail))
-        return error_body(e.status_code, message, None, None)
+        return error_body(e.status_code, message, None,
+                          "request_too_large" if e.status_code == 413 else None)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, e: Exception) -> JSONResponse:

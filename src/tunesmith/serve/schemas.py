@@ -9,13 +9,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tunesmith.data.jsonline import surrogate_path
 
 Auto = Literal["auto"]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: object) -> object:
+        # JSON's \udc80 escapes decode to lone surrogates, which no tokenizer or file accepts.
+        where = surrogate_path(data)
+        if where is not None:
+            raise ValueError(f"'{where or 'body'}' holds a lone UTF-16 surrogate (an unpaired "
+                             "\\ud800-\\udfff escape): not valid Unicode")
+        return data
 
 
 class Hyperparameters(_Body):
@@ -51,6 +63,10 @@ class JobCreate(_Body):
                                                                              max_length=16)
 
 
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+"""OpenAI's `seed` is a 64-bit integer; the engine seeds each choice with seed + index mod 2**64."""
+
+
 class TextPart(_Body):
     type: Literal["text"]
     text: str
@@ -58,8 +74,9 @@ class TextPart(_Body):
 
 class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
-    name: str | None = None
+    content: str | Annotated[list[TextPart], Field(min_length=1)]
+    """Required: without tool calls (not served) every message has text, possibly empty."""
+    name: str | None = Field(default=None, max_length=256)
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -73,13 +90,17 @@ class StreamOptions(_Body):
 
 class ChatCompletionCreate(_Body):
     model: str = Field(min_length=1, max_length=512)
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
+    """Deprecated by OpenAI for max_completion_tokens; either caps the answer. Neither: the
+    server's default (`serve --default-max-tokens`); never more than the context leaves."""
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: Annotated[str, Field(max_length=1024)] | Annotated[
+        list[Annotated[str, Field(max_length=1024)]], Field(max_length=4)] | None = None
+    """Up to 4 sequences where the answer ends (not included in it)."""
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     n: int = Field(default=1, ge=1, le=16)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
@@ -88,4 +109,4 @@ class ChatCompletionCreate(_Body):
 
     def stops(self) -> list[str]:
         found = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        return [s for s in found if s][:4]
+        return [s for s in found if s]

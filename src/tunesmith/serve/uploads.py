@@ -65,8 +65,8 @@ async def receive_upload(request: Request, tmp_dir: Path, limit: int) -> Upload:
             if state["name"] != "file" or upload.path is not None:
                 raise APIError(400, "Only one file part, named `file`, is accepted.",
                                param="file", code="invalid_body")
-            upload.filename = os.path.basename(disposition[b"filename"].decode("utf-8",
-                                                                                "replace"))
+            upload.filename = clean_filename(disposition[b"filename"].decode("utf-8",
+                                                                             "replace"))
             handle, name = tempfile.mkstemp(dir=tmp_dir, suffix=".upload")
             upload.path = Path(name)
             state["out"] = os.fdopen(handle, "wb")
@@ -109,6 +109,14 @@ async def receive_upload(request: Request, tmp_dir: Path, limit: int) -> Upload:
     if upload.path is None:
         raise APIError(400, "Missing the `file` part.", param="file", code="invalid_body")
     return upload
+
+
+def clean_filename(name: str, limit: int = 255) -> str:
+    """The last path part of a client's file name, without control characters, at most `limit`
+    characters (it is echoed in listings and download headers)."""
+    name = os.path.basename(name.replace("\\", "/"))
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:limit] or "upload.jsonl"
 
 
 def _too_large(limit: int) -> APIError:

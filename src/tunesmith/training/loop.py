@@ -35,6 +35,7 @@ from tunesmith.data.render import Tokenized, tokenize_example
 from tunesmith.data.taskfile import read_task
 from tunesmith.errors import InvalidDataError, UsageError
 from tunesmith.modeling import load_model, load_tokenizer, model_dir, resolve_model
+from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.training import allocator
 from tunesmith.training import distributed as D
 from tunesmith.training.checkpoint import (
@@ -50,6 +51,9 @@ from tunesmith.training.methods import PREPARE, save_weights
 from tunesmith.training.records import MetricsLog, plot_loss, write_results_csv
 
 log = logging.getLogger(__name__)
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "results.csv", "loss.png", "checkpoints", "final")
+"""What a run folder holds: `train` writes (and replaces) these, nothing else."""
 
 
 @dataclass
@@ -76,14 +80,18 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     Raises:
         UnusableInputError: a data file cannot be read.
         InvalidDataError: a data file has errors (fix them with `tunesmith data check`).
-        UsageError: `--resume` without a checkpoint, or a run folder of another run.
+        UsageError: a run folder of another run, or an --out folder of other files.
         ModelError: the model cannot be resolved or loaded.
         TrainingStopped: `hooks.should_stop()` returned True.
     """
     hooks = hooks or TrainHooks()
+    run = Path(config.out)
+    # A run folder is new, empty or a run (config.yaml): never a folder of someone's files,
+    # which final/ and checkpoints/ would replace.
+    claim_dir(run, owned=("config.yaml",))
+    check_not_input([run / name for name in RUN_FILES], [config.train_file, config.val_file])
     info = D.setup(config.device)
     allocator.keep_freed_memory()  # steps reuse freed memory instead of faulting it in again
-    run = Path(config.out)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from jinja2 import TemplateError
 
 from tunesmith.generation import Sampling, Step
 from tunesmith.jobs.models import new_id, now
@@ -18,6 +21,7 @@ from tunesmith.serve.errors import APIError, not_found
 from tunesmith.serve.schemas import ChatCompletionCreate
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,9 +74,13 @@ class _Choice:
                                   "bytes": list(t.encode())} for i, lp in top]}
 
 
+DISCONNECT_POLL_S = 0.25
+"""How often a plain (non-streaming) request checks that its client is still there."""
+
+
 @router.post("/completions")
-async def chat_completions(body: ChatCompletionCreate, settings: SettingsDep, store: StoreDep,
-                           engine: EngineDep, project: ProjectDep):
+async def chat_completions(body: ChatCompletionCreate, request: Request, settings: SettingsDep,
+                           store: StoreDep, engine: EngineDep, project: ProjectDep):
     record = store.get_model(project, body.model)
     if record is None:
         raise not_found("model", body.model, "model")
@@ -80,19 +88,25 @@ async def chat_completions(body: ChatCompletionCreate, settings: SettingsDep, st
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                 for m in body.messages]
     loop = asyncio.get_running_loop()
-    prompt = await loop.run_in_executor(None, engine.render, key, messages)
+    try:
+        prompt = await loop.run_in_executor(None, engine.render, key, messages)
+    except TemplateError as e:  # e.g. a template that insists on alternating roles
+        raise APIError(400, f"The model's chat template refused these messages: {e}",
+                       param="messages", code="invalid_messages") from e
     context = await loop.run_in_executor(None, engine.context_length, key)
     if len(prompt) >= context:
         raise APIError(400, f"The messages have {len(prompt)} tokens; this model's context is "
                        f"{context}.", param="messages", code="context_length_exceeded")
-    limit = min(body.max_completion_tokens or body.max_tokens or context, context - len(prompt))
+    asked = body.max_completion_tokens or body.max_tokens or settings.default_max_tokens
+    limit = min(asked, context - len(prompt))
+    deadline = time.monotonic() + settings.request_timeout_s
     tokenizer = engine.tokenizer(key)
     queue, deliver = queue_for(loop)
     choices, rows = [], []
     for i in range(body.n):
         sampling = Sampling(limit, 1.0 if body.temperature is None else body.temperature,
                             body.top_p or 1.0, None if body.seed is None else body.seed + i,
-                            (body.top_logprobs or 0) if body.logprobs else 0)
+                            (body.top_logprobs or 0) if body.logprobs else 0, deadline)
         choices.append(_Choice(i, tokenizer, body.stops()))
         rows.append(Row(key, prompt, sampling, lambda item, i=i: deliver((i, item))))
     for row in rows:
@@ -104,16 +118,40 @@ async def chat_completions(body: ChatCompletionCreate, settings: SettingsDep, st
         return StreamingResponse(_stream(queue, choices, rows, body, meta, len(prompt),
                                          include_usage), media_type="text/event-stream")
     try:
-        async for _ in _events(queue, choices, rows, body.logprobs):
-            pass
+        finished = await _unless_disconnected(request, _drain(queue, choices, rows,
+                                                              body.logprobs))
     finally:
         for row in rows:
-            row.cancelled.set()
+            row.cancelled.set()  # done, failed or abandoned: the engine drops the rows
+    if not finished:
+        return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
     return {**meta, "object": "chat.completion", "choices": [{
         "index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
         "logprobs": {"content": c.logprobs, "refusal": None} if body.logprobs else None,
         "finish_reason": c.finish_reason} for c in choices],
         "usage": _usage(len(prompt), choices)}
+
+
+async def _drain(queue: asyncio.Queue, choices: list[_Choice], rows: list[Row],
+                 logprobs: bool) -> None:
+    async for _ in _events(queue, choices, rows, logprobs):
+        pass
+
+
+async def _unless_disconnected(request: Request, work) -> bool:
+    """Await `work`; stop it and return False as soon as the client has disconnected (so an
+    abandoned request stops generating), else return True."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                task.result()
+                return True
+            if await request.is_disconnected():
+                return False
+    finally:
+        task.cancel()
 
 
 async def _events(queue: asyncio.Queue, choices: list[_Choice], rows: list[Row],
@@ -159,7 +197,11 @@ async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage
             yield chunk([], _usage(prompt_tokens, choices))
         yield "data: [DONE]\n\n"
     except Exception as e:  # noqa: BLE001 - the stream has started: report in-band
-        yield f"data: {json.dumps({'error': {'message': str(e), 'type': 'server_error'}})}\n\n"
+        # The same words as a 500 before the stream starts: internals stay in the server log.
+        log.error("chat stream failed: %s: %s", type(e).__name__, e)
+        error = {"message": "The server had an error while processing your request.",
+                 "type": "server_error", "param": None, "code": "server_error"}
+        yield f"data: {json.dumps({'error': error})}\n\n"
     finally:
         for row in rows:
             row.cancelled.set()

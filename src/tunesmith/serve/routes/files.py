@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 
 from tunesmith.data.check import check_file
 from tunesmith.data.issues import summarize
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import TunesmithError, UnusableInputError
 from tunesmith.jobs.models import FileRecord, new_id, now
 from tunesmith.jobs.store import JobStore
 from tunesmith.serve.deps import ProjectDep, SettingsDep, StoreDep
@@ -44,11 +44,14 @@ async def upload_file(request: Request, settings: SettingsDep, store: StoreDep,
 
 def _check(path, filename) -> str | None:
     """The data checks' verdict on a fine-tuning file: None when valid, else its first errors
-    (the job that uses it then fails naming `training_file`)."""
+    (the job that uses it then fails naming `training_file`). Never the server's path."""
     try:
         report = check_file(path)
+    except UnusableInputError as e:
+        line = f" line {e.line}:" if e.line else ""
+        return f"{filename}:{line} {e.detail}"
     except TunesmithError as e:
-        return f"{filename}: {getattr(e, 'detail', e)}"
+        return f"{filename}: {str(e).replace(str(path), filename)}"
     return None if report.ok else summarize(report.errors)
 
 
@@ -69,8 +72,13 @@ def retrieve_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
 
 @router.delete("/{file_id}")
 def delete_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
-    if store.delete_file(project, file_id) is None:
-        raise not_found("file", file_id)
+    _file(store, project, file_id)
+    using = store.active_jobs_using(file_id)
+    if using:  # the job would lose its data mid-run (or on its next resume)
+        raise APIError(409, f"File {file_id} is used by fine-tuning job {using[0]}, which has not "
+                       "finished; cancel the job or wait for it to end, then delete the file.",
+                       param="file_id", code="file_in_use")
+    store.delete_file(project, file_id)
     return {"id": file_id, "object": "file", "deleted": True}
 
 

@@ -9,10 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tunesmith.errors import ModelError
 from tunesmith.jobs.models import FINAL, Job, new_id
 from tunesmith.jobs.store import JobStore
-from tunesmith.modeling import resolve_model
 from tunesmith.serve.deps import ProjectDep, StoreDep
 from tunesmith.serve.errors import APIError, not_found
 from tunesmith.serve.schemas import JobCreate
@@ -29,10 +27,14 @@ def create_job(body: JobCreate, store: StoreDep, project: ProjectDep) -> dict:
         if file_id is not None and store.get_file(project, file_id) is None:
             raise APIError(400, f"Invalid file ID {file_id!r}: no such file.", param=param,
                            code="invalid_file_id")
-    try:
-        resolve_model(body.model)
-    except ModelError as e:
-        raise APIError(400, str(e), param="model", code="model_not_available") from e
+    # Only models this server offers: a client-given path or hub id would let callers probe
+    # the server's disk (the error for a missing folder differs from one for a bad folder).
+    model = store.get_model(project, body.model)
+    if model is None or model.kind != "base":
+        what = ("continued fine-tuning of a fine-tuned model is not available yet"
+                if model is not None else "not a model this server offers")
+        raise APIError(400, f"Model {body.model!r} cannot be fine-tuned: {what}; GET /v1/models "
+                       "lists the base models.", param="model", code="model_not_available")
     hp = (body.method.supervised.hyperparameters if body.method
           else body.hyperparameters) or None
     job = Job(new_id("job"), project, body.model, body.training_file, body.validation_file,
