@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup browser demo test test-slow test-all bench clean
+.PHONY: setup browser demo test test-slow test-fuzz test-all bench clean
 
 setup: $(STAMP)
 
@@ -34,8 +34,14 @@ browser:
 test: setup browser
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup
+test-slow: setup test-fuzz
 	$(PY) -m pytest -q -m slow
+
+# The readers and the API fuzzed longer than `make test` does (~2,000 cases per reader
+# property, 300 per API operation and mode; a few minutes).
+test-fuzz: setup
+	TUNESMITH_FUZZ_EXAMPLES=2000 TUNESMITH_API_FUZZ_EXAMPLES=300 \
+	  $(PY) -m pytest -q tests/cli/test_fuzz_data_cli.py tests/serve/test_fuzz_api.py
 
 test-all: setup
 	$(PY) -m pytest -q

@@ -48,6 +48,20 @@ class PriceTable:
         name = self.defaults.get("openai_model") or next(iter(self.openai))
         return self.openai[name]
 
+    def hardware(self, gpu: bool) -> HardwarePrice:
+        """The self-hosted hardware this machine is priced as (`defaults.cpu` / `defaults.gpu`).
+
+        Raises:
+            UnusableInputError: the table has no such `self_hosted` entry.
+        """
+        kind = "gpu" if gpu else "cpu"
+        name = self.defaults.get(kind, "cpu-2vcpu" if kind == "cpu" else "")
+        if name not in self.self_hosted:
+            raise UnusableInputError(self.source, f"no self_hosted entry {name!r} to price this "
+                                     f"machine with (set defaults.{kind} to one of: "
+                                     f"{', '.join(self.self_hosted) or 'none'}).")
+        return self.self_hosted[name]
+
 
 def load_prices(path: str | Path | None = None) -> PriceTable:
     """Read a price table: `path`, or the one shipped with tunesmith.
@@ -68,31 +82,48 @@ def load_prices(path: str | Path | None = None) -> PriceTable:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise UnusableInputError(source, f"not valid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        where = f" (column {mark.column + 1})" if mark is not None else ""
+        raise UnusableInputError(source, f"not valid YAML: {problem}{where}.",
+                                 line=mark.line + 1 if mark is not None else None) from e
     if not isinstance(raw, dict):
         raise UnusableInputError(source, "a price table is a YAML mapping (see tunesmith/prices.yaml).")
     problems: list[str] = []
+
+    def section(name: str) -> dict:
+        value = raw.get(name) or {}
+        if not isinstance(value, dict):
+            problems.append(f"'{name}' must be a mapping")
+            return {}
+        return value
+
     openai: dict[str, OpenAIPrice] = {}
-    for model, row in (raw.get("openai") or {}).items():
-        values = {k: (row or {}).get(k) for k in OPENAI_FIELDS}
-        bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or v < 0]
+    for model, row in section("openai").items():
+        row = row if isinstance(row, dict) else {}
+        values = {k: row.get(k) for k in OPENAI_FIELDS}
+        bad = [k for k, v in values.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e12]
         if bad:
             problems.append(f"openai.{model}: {', '.join(bad)} must be non-negative numbers")
             continue
-        openai[model] = OpenAIPrice(model, **{k: float(v) for k, v in values.items()})
+        openai[str(model)] = OpenAIPrice(str(model), **{k: float(v) for k, v in values.items()})
     hardware: dict[str, HardwarePrice] = {}
-    for name, row in (raw.get("self_hosted") or {}).items():
-        hourly = (row or {}).get("hourly")
-        if not isinstance(hourly, (int, float)) or hourly < 0:
+    for name, row in section("self_hosted").items():
+        row = row if isinstance(row, dict) else {}
+        hourly = row.get("hourly")
+        if isinstance(hourly, bool) or not isinstance(hourly, (int, float)) or not 0 <= hourly < 1e9:
             problems.append(f"self_hosted.{name}.hourly must be a non-negative number")
             continue
-        hardware[name] = HardwarePrice(name, float(hourly), str(row.get("description", "")))
+        hardware[str(name)] = HardwarePrice(str(name), float(hourly),
+                                            str(row.get("description", "")))
     if not openai:
         problems.append("no OpenAI prices (an 'openai:' section with at least one model)")
-    defaults = {str(k): str(v) for k, v in (raw.get("defaults") or {}).items()}
+    defaults = {str(k): str(v) for k, v in section("defaults").items()}
     if defaults.get("openai_model") and defaults["openai_model"] not in openai:
         problems.append(f"defaults.openai_model '{defaults['openai_model']}' is not in 'openai:'")
+    sources = section("sources")
     if problems:
         raise UnusableInputError(source, "; ".join(problems) + ".")
-    return PriceTable(str(raw.get("as_of", "undated")), source, dict(raw.get("sources") or {}),
-                      openai, hardware, defaults)
+    return PriceTable(str(raw.get("as_of", "undated")), source, dict(sources), openai, hardware,
+                      defaults)

@@ -150,3 +150,33 @@ def test_serve_checks_before_it_announces(tmp_path, capsys, tiny_model_dir):
                               tiny_model_dir, "--port", port, "--no-worker")
     assert code == 2 and f"port {port} on 127.0.0.1 is already in use" in err
     assert "tunesmith serve:" not in out  # no banner for a server that never listened
+
+
+@pytest.mark.parametrize("table,expected", [
+    ("openai: [1, 2]", "'openai' must be a mapping"),
+    ("openai: {m: x}", "openai.m: training"),
+    ("openai: {m: {training: .nan}}", "must be non-negative numbers"),
+    ("{{{: [", "p.yaml:1: not valid YAML"),
+    ("- 1\n- 2", "a price table is a YAML mapping"),
+])
+def test_broken_price_tables(tmp_path, capsys, table, expected):
+    (tmp_path / "p.yaml").write_text(table + "\n")
+    code, _, err = _run(capsys, "data", "check", ASSETS / "chat_tiny.jsonl", "--prices",
+                        tmp_path / "p.yaml")
+    assert code == 2 and expected in err, err
+
+
+def test_price_table_without_this_machines_hardware(tmp_path):
+    from tunesmith.errors import UnusableInputError
+    from tunesmith.pricing import load_prices
+
+    (tmp_path / "p.yaml").write_text("openai: {m: {training: 1, base_input: 1, base_output: 1, "
+                                     "ft_input: 1, ft_output: 1}}\n")
+    with pytest.raises(UnusableInputError, match="no self_hosted entry 'cpu-2vcpu'"):
+        load_prices(tmp_path / "p.yaml").hardware(gpu=False)
+
+
+def test_compare_on_a_loose_file_says_what_it_needs(tmp_path, capsys):
+    code, _, err = _run(capsys, "compare", "--data", ASSETS / "chat_tiny.jsonl", "--out",
+                        tmp_path / "rep")
+    assert code == 2 and "no training examples" in err and not (tmp_path / "rep").exists()

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         check_parent(args.plot, "--plot")
         check_not_input([args.plot], [args.data], "--plot")
     prices = load_prices(args.prices)
+    hardware = prices.hardware(torch.cuda.is_available())
     td = load_task_data(args.data)
     sample = td.test[:SAMPLE]
     model, tokenizer = load_for_inference(args.model)
@@ -59,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
     epochs = auto_epochs(len(train))
     billed = billed_tokens(counts.total, epochs)
     train_seconds = sum(counts.total) * epochs / tok_per_s
-    hardware = prices.self_hosted[prices.defaults.get(
-        "gpu" if torch.cuda.is_available() else "cpu", "cpu-2vcpu")]
     zero = rows["zero-shot"]
     costs = [self_hosted(name, "prompt", r.latency_s, hardware) for name, r in rows.items()]
     # A fine-tuned model answers from the zero-shot prompt, at the base model's speed.

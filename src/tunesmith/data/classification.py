@@ -83,7 +83,7 @@ def read_csv_rows(
     for name, flag in ((text_field, "--text-field"), (label_field, "--label-field")):
         if name not in header:
             raise UnusableInputError(
-                path, f"the CSV header has no '{name}' column (columns: {', '.join(header)}); "
+                path, f"the CSV header has no '{name}' column (columns: {_columns(header)}); "
                 f"name the right one with {flag}.", line=1, field=name)
     ti, li = header.index(text_field), header.index(label_field)
     examples: list[Example] = []
@@ -116,6 +116,11 @@ def read_csv_rows(
     issues += merged
     bad = {i.line for i in merged}
     return [e for e in examples if e.line not in bad], issues, rows
+
+
+def _columns(header: list[str]) -> str:
+    shown = [h if len(h) <= 30 else h[:29] + "…" for h in header[:10]]
+    return ", ".join(shown) + (f", ... ({len(header)} in all)" if len(header) > 10 else "")
 
 
 def _csv_error(e: csv.Error, start: int, end: int) -> str:

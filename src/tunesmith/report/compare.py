@@ -16,6 +16,7 @@ from tunesmith.config import TrainConfig
 from tunesmith.cost import ApproachCost, break_even, openai, plot_costs, self_hosted
 from tunesmith.data.splits import load_task_data
 from tunesmith.data.taskfile import write_task
+from tunesmith.errors import UsageError
 from tunesmith.evaluation.runner import EvalResult, evaluate
 from tunesmith.hparams import auto_epochs
 from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
@@ -97,7 +98,12 @@ def compare(cfg: CompareConfig) -> Report:
     td = load_task_data(cfg.data)
     test = td.test[: cfg.max_test] if cfg.max_test else td.test
     train_examples = td.train[: cfg.max_train] if cfg.max_train else td.train
+    if not train_examples:
+        raise UsageError(f"--data {cfg.data}: no training examples (train.jsonl beside the test "
+                         "split); compare needs a `tunesmith data prepare` folder.")
     prices = load_prices(cfg.prices)
+    on_gpu = torch.cuda.is_available()
+    hardware = prices.hardware(on_gpu)  # a price table without it fails now, not after training
     results: list[EvalResult] = []
 
     # ---- prompting baselines ---------------------------------------------------------------
@@ -137,8 +143,6 @@ def compare(cfg: CompareConfig) -> Report:
     gc.collect()
 
     # ---- cost and recommendation -----------------------------------------------------------
-    on_gpu = torch.cuda.is_available()
-    hardware = prices.self_hosted[prices.defaults.get("gpu" if on_gpu else "cpu", "cpu-2vcpu")]
     reference = prices.default_openai
     epochs = trained.config.epochs
     costs, openai_costs = {}, {}

@@ -12,13 +12,15 @@ from tunesmith.serve import errors
 from tunesmith.serve.deps import ServeSettings
 from tunesmith.serve.engine import Engine
 from tunesmith.serve.limits import BodyLimit
+from tunesmith.serve.objects import ERRORS
 from tunesmith.serve.routes import chat, files, fine_tuning, models
 
 
 def create_app(settings: ServeSettings, store: JobStore, engine: Engine | None = None) -> FastAPI:
     docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="tunesmith", version=__version__,
-                  description="OpenAI-compatible fine-tuning and chat endpoints.", **docs)
+                  description="OpenAI-compatible fine-tuning and chat endpoints.",
+                  responses=ERRORS, **docs)
     app.state.settings, app.state.store = settings, store
     app.state.engine = engine or Engine()
     for spec in settings.base_models:

@@ -27,6 +27,11 @@ class APIError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
 
+def ok(model: type) -> dict:
+    """OpenAPI `responses` for a route that answers `model` (errors are declared app-wide)."""
+    return {200: {"model": model}}
+
+
 def not_found(kind: str, ident: str, param: str | None = None) -> APIError:
     return APIError(404, f"No such {kind}: {ident}", param=param, code=f"{kind}_not_found")
 

@@ -59,8 +59,10 @@ class JobCreate(_Body):
     method: Method | None = None
     suffix: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")
     seed: int | None = Field(default=None, ge=0, le=2_147_483_647)
-    metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(default=None,
-                                                                             max_length=16)
+    metadata: dict[Annotated[str, Field(max_length=64)],
+                   Annotated[str, Field(max_length=512)]] | None = Field(default=None,
+                                                                         max_length=16)
+    """Up to 16 pairs: keys of at most 64 characters, values of at most 512 (OpenAI's limits)."""
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1

@@ -15,6 +15,7 @@ from jinja2 import TemplateError
 
 from tunesmith.generation import Sampling, Step
 from tunesmith.jobs.models import new_id, now
+from tunesmith.serve import objects
 from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.engine import Row, queue_for
 from tunesmith.serve.errors import APIError, not_found
@@ -78,7 +79,8 @@ DISCONNECT_POLL_S = 0.25
 """How often a plain (non-streaming) request checks that its client is still there."""
 
 
-@router.post("/completions")
+@router.post("/completions", responses={200: {"model": objects.ChatCompletion, "content": {
+    "text/event-stream": {"schema": {"type": "string"}}}}})
 async def chat_completions(body: ChatCompletionCreate, request: Request, settings: SettingsDep,
                            store: StoreDep, engine: EngineDep, project: ProjectDep):
     record = store.get_model(project, body.model)

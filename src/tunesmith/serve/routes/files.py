@@ -7,6 +7,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from tunesmith.data.check import check_file
@@ -14,16 +15,22 @@ from tunesmith.data.issues import summarize
 from tunesmith.errors import TunesmithError, UnusableInputError
 from tunesmith.jobs.models import FileRecord, new_id, now
 from tunesmith.jobs.store import JobStore
+from tunesmith.serve import objects
 from tunesmith.serve.deps import ProjectDep, SettingsDep, StoreDep
-from tunesmith.serve.errors import APIError, not_found
+from tunesmith.serve.errors import APIError, not_found, ok
 from tunesmith.serve.uploads import receive_upload
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
 PURPOSES = {"fine-tune", "assistants", "batch", "user_data", "evals", "vision"}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file", "purpose"], "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "purpose": {"type": "string", "enum": sorted(PURPOSES)}}}}}}}
+"""The multipart body, parsed by hand as it streams (so FastAPI cannot describe it itself)."""
 
 
-@router.post("")
+@router.post("", responses=ok(objects.FileObject), openapi_extra=UPLOAD_BODY)
 async def upload_file(request: Request, settings: SettingsDep, store: StoreDep,
                       project: ProjectDep) -> dict:
     upload = await receive_upload(request, settings.home / "tmp", settings.max_upload_bytes)
@@ -32,7 +39,10 @@ async def upload_file(request: Request, settings: SettingsDep, store: StoreDep,
         upload.path.unlink(missing_ok=True)
         raise APIError(400, f"Invalid purpose {purpose!r}: one of {sorted(PURPOSES)}.",
                        param="purpose", code="invalid_value")
-    details = _check(upload.path, upload.filename) if purpose == "fine-tune" else None
+    # The checks read the whole file (seconds for a big one): off the event loop, so other
+    # clients' requests go on meanwhile.
+    details = (await run_in_threadpool(_check, upload.path, upload.filename)
+               if purpose == "fine-tune" else None)
     relative = f"files/{secrets.token_hex(16)}.jsonl"
     (settings.home / "files").mkdir(parents=True, exist_ok=True)
     upload.path.rename(settings.home / relative)
@@ -55,7 +65,7 @@ def _check(path, filename) -> str | None:
     return None if report.ok else summarize(report.errors)
 
 
-@router.get("")
+@router.get("", responses=ok(objects.FileList))
 def list_files(store: StoreDep, project: ProjectDep, purpose: str | None = None,
                after: str | None = None,
                limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> dict:
@@ -65,12 +75,12 @@ def list_files(store: StoreDep, project: ProjectDep, purpose: str | None = None,
             "last_id": files[-1].id if files else None}
 
 
-@router.get("/{file_id}")
+@router.get("/{file_id}", responses=ok(objects.FileObject))
 def retrieve_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
     return _file(store, project, file_id).to_api()
 
 
-@router.delete("/{file_id}")
+@router.delete("/{file_id}", responses=ok(objects.Deleted))
 def delete_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
     _file(store, project, file_id)
     using = store.active_jobs_using(file_id)
@@ -82,7 +92,8 @@ def delete_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
     return {"id": file_id, "object": "file", "deleted": True}
 
 
-@router.get("/{file_id}/content")
+@router.get("/{file_id}/content", responses={
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 def file_content(file_id: str, settings: SettingsDep, store: StoreDep,
                  project: ProjectDep) -> FileResponse:
     record = _file(store, project, file_id)

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query
 
 from tunesmith.jobs.models import FINAL, Job, new_id
 from tunesmith.jobs.store import JobStore
+from tunesmith.serve import objects
 from tunesmith.serve.deps import ProjectDep, StoreDep
-from tunesmith.serve.errors import APIError, not_found
+from tunesmith.serve.errors import APIError, not_found, ok
 from tunesmith.serve.schemas import JobCreate
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
@@ -20,13 +21,18 @@ router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.post("")
+@router.post("", responses=ok(objects.FineTuningJob))
 def create_job(body: JobCreate, store: StoreDep, project: ProjectDep) -> dict:
     for param in ("training_file", "validation_file"):
         file_id = getattr(body, param)
-        if file_id is not None and store.get_file(project, file_id) is None:
+        record = store.get_file(project, file_id) if file_id is not None else None
+        if file_id is not None and record is None:
             raise APIError(400, f"Invalid file ID {file_id!r}: no such file.", param=param,
                            code="invalid_file_id")
+        if record is not None and record.purpose != "fine-tune":
+            raise APIError(400, f"File {file_id} was uploaded with purpose {record.purpose!r}; "
+                           "fine-tuning needs purpose 'fine-tune'.", param=param,
+                           code="invalid_file_purpose")
     # Only models this server offers: a client-given path or hub id would let callers probe
     # the server's disk (the error for a missing folder differs from one for a bad folder).
     model = store.get_model(project, body.model)
@@ -47,19 +53,19 @@ def create_job(body: JobCreate, store: StoreDep, project: ProjectDep) -> dict:
     return job.to_api()
 
 
-@router.get("")
+@router.get("", responses=ok(objects.JobList))
 def list_jobs(store: StoreDep, project: ProjectDep, after: str | None = None,
               limit: Limit = 20) -> dict:
     jobs, more = store.list_jobs(project, after, limit)
     return {"object": "list", "data": [j.to_api() for j in jobs], "has_more": more}
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=ok(objects.FineTuningJob))
 def retrieve_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
     return _job(store, project, job_id).to_api()
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", responses=ok(objects.FineTuningJob))
 def cancel_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
     job = _job(store, project, job_id)
     if job.status in FINAL and job.status != "cancelled":
@@ -70,7 +76,7 @@ def cancel_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
     return job.to_api()
 
 
-@router.get("/{job_id}/events")
+@router.get("/{job_id}/events", responses=ok(objects.EventList))
 def list_events(job_id: str, store: StoreDep, project: ProjectDep, after: str | None = None,
                 limit: Limit = 20) -> dict:
     _job(store, project, job_id)
@@ -78,7 +84,7 @@ def list_events(job_id: str, store: StoreDep, project: ProjectDep, after: str | 
     return {"object": "list", "data": [e.to_api() for e in events], "has_more": more}
 
 
-@router.get("/{job_id}/checkpoints")
+@router.get("/{job_id}/checkpoints", responses=ok(objects.CheckpointList))
 def list_checkpoints(job_id: str, store: StoreDep, project: ProjectDep,
                      after: str | None = None, limit: Limit = 10) -> dict:
     _job(store, project, job_id)

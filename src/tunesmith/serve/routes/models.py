@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from tunesmith.serve import objects
 from tunesmith.serve.deps import ProjectDep, StoreDep
-from tunesmith.serve.errors import APIError, not_found
+from tunesmith.serve.errors import APIError, not_found, ok
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("")
+@router.get("", responses=ok(objects.ModelList))
 def list_models(store: StoreDep, project: ProjectDep) -> dict:
     return {"object": "list", "data": [m.to_api() for m in store.list_models(project)]}
 
 
-@router.get("/{model_id:path}")
+@router.get("/{model_id:path}", responses=ok(objects.Model))
 def retrieve_model(model_id: str, store: StoreDep, project: ProjectDep) -> dict:
     model = store.get_model(project, model_id)
     if model is None:
@@ -23,7 +24,7 @@ def retrieve_model(model_id: str, store: StoreDep, project: ProjectDep) -> dict:
     return model.to_api()
 
 
-@router.delete("/{model_id:path}")
+@router.delete("/{model_id:path}", responses=ok(objects.Deleted))
 def delete_model(model_id: str, store: StoreDep, project: ProjectDep) -> dict:
     model = store.get_model(project, model_id)
     if model is None:
