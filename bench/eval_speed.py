@@ -25,10 +25,11 @@ import argparse
 from pathlib import Path
 
 from tunesmith.data.splits import load_task_data
+from tunesmith.evaluation.backends import LocalBackend
 from tunesmith.evaluation.runner import evaluate
 from tunesmith.evaluation.scoring import LabelTree, SearchStats, answer_tokens
 from tunesmith.modeling import load_for_inference
-from tunesmith.prompting.fewshot import select_shots
+from tunesmith.prompting.prompter import PromptConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -49,10 +50,9 @@ def main() -> None:
     for name in ("sst2", "banking77"):
         td = load_task_data(SHARED / name / "chat" / "test.jsonl")
         test = td.test[: args.examples]
-        evaluate(model, tokenizer, test[:16], td.spec)  # warm-up: first calls pay oneDNN set-up
+        evaluate(LocalBackend(model, tokenizer), test[:16], td.spec)  # warm-up: oneDNN set-up
         for k in map(int, args.shots.split(",")):
-            shots = select_shots(td.train, k, td.spec.task) if k else []
-            rates[name, k] = rows(name, model, tokenizer, test, td.spec, shots, peak)
+            rates[name, k] = rows(name, model, tokenizer, test, td.spec, k, td.train, peak)
     if args.finetuned:
         import json
 
@@ -62,8 +62,8 @@ def main() -> None:
         meta = json.loads((Path(args.finetuned) / "final" / "tunesmith.json").read_text())
         spec = TaskSpec(**meta["task"])
         test = load_task_data(SHARED / "banking77" / "chat" / "test.jsonl").test[: args.examples]
-        evaluate(ft_model, ft_tok, test[:16], spec)
-        r = rows("banking77-ft", ft_model, ft_tok, test, spec, [], peak)
+        evaluate(LocalBackend(ft_model, ft_tok), test[:16], spec)
+        r = rows("banking77-ft", ft_model, ft_tok, test, spec, 0, [], peak)
         print(f"ratio_score_over_generate_banking77_finetuned={r['score'] / r['generate']:.2f} "
               f"(exact-scoring ceiling {r['ceiling'] / r['generate']:.2f})")
     for k in map(int, args.shots.split(",")):
@@ -75,7 +75,7 @@ def main() -> None:
         print(f"slowdown_banking77_over_sst2_scoring_{k}shot={slowdown:.2f}")
 
 
-def rows(name: str, model, tokenizer, test, spec, shots, peak: float) -> dict:
+def rows(name: str, model, tokenizer, test, spec, shots: int, train, peak: float) -> dict:
     """Time scoring and generation on `test`, print a row each; returns examples/s of both and
     the exact-scoring ceiling."""
     tree = LabelTree.build([answer_tokens(tokenizer, label) for label in spec.labels])
@@ -83,8 +83,8 @@ def rows(name: str, model, tokenizer, test, spec, shots, peak: float) -> dict:
     out = {}
     for mode in ("score", "generate"):
         stats = SearchStats()
-        r = evaluate(model, tokenizer, test, spec, shots=shots, mode=mode, batch_size=16,
-                     scoring_stats=stats)
+        backend = LocalBackend(model, tokenizer, batch_size=16, stats=stats)
+        r = evaluate(backend, test, spec, prompt=PromptConfig(shots), train=train, mode=mode)
         out[mode] = 1 / r.latency_s
         work = ""
         if mode == "score":
@@ -92,7 +92,7 @@ def rows(name: str, model, tokenizer, test, spec, shots, peak: float) -> dict:
             out["ceiling"] = peak / ((stats.prompt_tokens + stats.required) / n)
             work = (f" {internal:5} {stats.nodes_run / n:6.1f} {stats.required / n:6.1f} "
                     f"{out['ceiling']:7.1f}")
-        print(f"{name:13} {len(spec.labels):6} {len(shots):5} {mode:9} {out[mode]:10.1f} "
+        print(f"{name:13} {len(spec.labels):6} {shots:5} {mode:9} {out[mode]:10.1f} "
               f"{r.metrics['accuracy']:8.3f} {r.invalid:7}{work}", flush=True)
     return out
 

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -214,10 +215,23 @@ def gguf_cache_dir(gguf: Path, home: Path) -> Path:
     return home / "models" / f"{gguf.stem}-{key}"
 
 
+_CONVERTING = threading.Lock()
+"""One conversion at a time in a process: transformers' loading is not thread-safe (two threads
+loading the same GGUF at once left meta tensors behind in the service). Across processes the
+atomic rename of the finished folder is enough."""
+
+
 def _converted_gguf(gguf: Path, home: Path) -> Path:
     target = gguf_cache_dir(gguf, home)
     if (target / "config.json").is_file():
         return target
+    with _CONVERTING:
+        if (target / "config.json").is_file():  # another thread finished it meanwhile
+            return target
+        return _convert_gguf(gguf, target)
+
+
+def _convert_gguf(gguf: Path, target: Path) -> Path:
     log.info("converting %s to safetensors in %s (once)", gguf, target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -79,3 +79,26 @@ def test_shared_prefix_leaves_a_token_to_each_prompt():
     assert shared_prefix([[1, 2, 3], [1, 2, 4, 5]]) == 2
     assert shared_prefix([[1, 2], [1, 2, 3]]) == 1
     assert shared_prefix([[7, 8, 9]]) == 2 and shared_prefix([[5], [6]]) == 0
+
+
+def test_calibrated_pruned_search_maximises_the_calibrated_score(tokenizer):
+    """Offsets (a label prior) change which label wins; the pruned search still finds the exact
+    arg-max of score - offset, per label set (labels,) and per prompt (prompts, labels)."""
+    model = build_tiny_model(len(tokenizer), seed=5).eval()
+    prompts = _prompts(tokenizer, ("where is my card", "refund please", "hi", "cash?"))
+    full = score_labels(model, tokenizer, prompts, LABELS, batch_size=3, prune=False)
+    g = torch.Generator().manual_seed(0)
+    winner = full.argmax(-1)
+    per_label = torch.randn(len(LABELS), generator=g)
+    per_label[winner[0]] += 30  # the uncalibrated winner of the first prompt must lose
+    per_prompt = torch.randn(len(prompts), len(LABELS), generator=g)
+    per_prompt[torch.arange(len(prompts)), winner] += 30
+    for offsets in (per_label, per_prompt):
+        want = full - offsets
+        for budget in (1, 4):
+            got = score_labels(model, tokenizer, prompts, LABELS, batch_size=3, budget=budget,
+                               offsets=offsets.numpy())
+            assert got.argmax(-1).tolist() == want.argmax(-1).tolist()
+            torch.testing.assert_close(got.max(-1).values, want.max(-1).values, atol=1e-4,
+                                       rtol=0)
+        assert (want.argmax(-1) != full.argmax(-1)).any()  # the offsets mattered

@@ -36,8 +36,8 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> Server:
-        self.port = free_port()
+    def start(self, port: int | None = None) -> Server:
+        self.port = port or free_port()
         log = open(self.home.parent / f"{self.home.name}-server.log", "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tunesmith", "serve", "--port", str(self.port), "--home",

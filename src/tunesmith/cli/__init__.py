@@ -52,7 +52,7 @@ def _quiet_libraries(verbose: bool) -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="peft")
-    for name in ("httpx", "matplotlib", "filelock"):
+    for name in ("httpx", "httpx2", "matplotlib", "filelock", "openai"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         from transformers.utils import logging as hf_logging

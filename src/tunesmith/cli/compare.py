@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
 def render_summary(report: Report) -> str:
     header, rows = summary_rows(report)
     rec = report.recommendation
-    lines = [f"\n{report.task['task']} · {report.model} · {report.n_train} train / "
-             f"{report.n_test} test examples", table(rows, header), "",
+    lines = [(f"\n{report.task['task']} · {report.model} · {report.n_train} train / "
+             f"{report.n_test} test examples"), table(rows, header), "",
              f"Recommendation: {rec.choice}", f"  {rec.reason}"]
     if report.break_even_requests:
         lines.append(f"  fine-tuning pays back against the best prompt after "

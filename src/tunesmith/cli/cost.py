@@ -12,12 +12,13 @@ from tunesmith.cli.output import print_json, table
 from tunesmith.config import TrainConfig
 from tunesmith.cost import break_even, openai, plot_costs, self_hosted
 from tunesmith.data.splits import load_task_data
+from tunesmith.evaluation.backends import LocalBackend
 from tunesmith.evaluation.runner import evaluate
 from tunesmith.hparams import auto_batch_size, auto_epochs, billed_tokens
 from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
 from tunesmith.outputs import check_not_input, check_parent
 from tunesmith.pricing import load_prices
-from tunesmith.prompting.fewshot import select_shots
+from tunesmith.prompting.prompter import PromptConfig
 
 SAMPLE = 32
 """Test examples timed per approach."""
@@ -47,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
     sample = td.test[:SAMPLE]
     model, tokenizer = load_for_inference(args.model)
     rows = {}
+    backend = LocalBackend(model, tokenizer, args.model)
     for k in (0, args.shots):
-        shots = select_shots(td.train, k, td.spec.task)
-        rows[f"{k}-shot" if k else "zero-shot"] = evaluate(model, tokenizer, sample, td.spec,
-                                                           shots=shots)
+        rows[f"{k}-shot" if k else "zero-shot"] = evaluate(backend, sample, td.spec,
+                                                           prompt=PromptConfig(k), train=td.train)
     del model
     train = td.train or td.test
     tok_per_s = _training_speed(args.model, train, td.folder)

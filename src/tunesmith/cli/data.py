@@ -87,8 +87,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def render_check(r: CheckReport) -> str:
-    out = [f"{r.path}: {r.format} format, {r.task} task, {r.rows:,} rows, "
-           f"{r.examples:,} valid examples"]
+    out = [(f"{r.path}: {r.format} format, {r.task} task, {r.rows:,} rows, "
+           f"{r.examples:,} valid examples")]
     if r.issues:
         out.append(f"\nProblems: {len(r.errors)} errors, {len(r.warnings)} warnings")
         shown: dict[str, int] = defaultdict(int)

@@ -139,3 +139,51 @@ def paired_bootstrap(
         diffs[i] = ra - rb
     return {"diff": a - b, "low": float(np.percentile(diffs, 2.5)),
             "high": float(np.percentile(diffs, 97.5))}
+
+
+# ---- the same metrics on resamples of the examples (vectorised, for the bootstrap) ----------
+
+
+def macro_f1_sampler(gold: Sequence[str], pred: Sequence[str | None],
+                     labels: Sequence[str]) -> Callable[[np.ndarray], float]:
+    """Macro-F1 over `labels` on the examples an index array picks (equal to
+    `classification_metrics(...)["macro_f1"]` on `np.arange(n)`; 2,000 resamples of a 77-label
+    macro-F1 take well under a second)."""
+    index = {label: i for i, label in enumerate(labels)}
+    k = len(labels)
+    g_all = np.array([index.get(g, k) for g in gold], dtype=int)
+    p_all = np.array([index.get(p, k) if p is not None else k for p in pred], dtype=int)
+
+    def macro_f1(idx: np.ndarray) -> float:
+        g, p = g_all[idx], p_all[idx]
+        tp = np.bincount(g[g == p], minlength=k + 1)[:k]
+        fp = np.bincount(p, minlength=k + 1)[:k] - tp
+        fn = np.bincount(g, minlength=k + 1)[:k] - tp
+        denom = 2 * tp + fp + fn
+        f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
+        return float(f1.mean()) if k else 0.0
+
+    return macro_f1
+
+
+def entity_f1_sampler(gold: Sequence[Sequence[Entity]],
+                      pred: Sequence[Sequence[Entity]]) -> Callable[[np.ndarray], float]:
+    """Micro entity F1 on the examples an index array picks (as `entity_metrics`)."""
+    counts = []
+    for g, p in zip(gold, pred):
+        gc, pc = Counter(g), Counter(p)
+        tp = sum((gc & pc).values())
+        counts.append((tp, sum(pc.values()) - tp, sum(gc.values()) - tp))
+    arr = np.array(counts, dtype=float).reshape(-1, 3)
+
+    def entity_f1(idx: np.ndarray) -> float:
+        tp, fp, fn = arr[idx].sum(0)
+        return float(2 * tp / (2 * tp + fp + fn)) if tp else 0.0
+
+    return entity_f1
+
+
+def mean_sampler(values: Sequence[float]) -> Callable[[np.ndarray], float]:
+    """The mean of per-example values (token F1) on the examples an index array picks."""
+    arr = np.asarray(values, dtype=float)
+    return lambda idx: float(arr[idx].mean()) if len(idx) else 0.0

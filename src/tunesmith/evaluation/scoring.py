@@ -137,8 +137,8 @@ def shared_prefix(sequences: list[list[int]]) -> int:
 
 @torch.inference_mode()
 def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_size: int = 16,
-                 *, prune: bool = True, budget: int = 8,
-                 stats: SearchStats | None = None) -> torch.Tensor:
+                 *, prune: bool = True, budget: int = 8, stats: SearchStats | None = None,
+                 offsets=None) -> torch.Tensor:
     """Log-likelihood of each label as the answer to each prompt: shape (prompts, labels).
 
     Args:
@@ -148,6 +148,9 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
             its score are exact). False scores every label.
         budget: tree nodes run per example per forward pass when pruning.
         stats: if given, what the search ran is added to it.
+        offsets: subtracted from each label's score, (labels,) or (prompts, labels): a label
+            prior to divide out (contextual calibration). The search maximises the calibrated
+            score, still exactly.
     """
     tree = LabelTree.build([answer_tokens(tokenizer, label) for label in labels])
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -159,6 +162,9 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
                              use_cache=True, logits_to_keep=1).cache
     search = _TreeSearch(tree, prune, budget if prune else len(tree.tokens), stats or SearchStats())
     out = torch.full((len(prompts), len(labels)), float("-inf"))
+    prior = torch.zeros((len(prompts), len(labels)))
+    if offsets is not None:
+        prior += torch.as_tensor(offsets, dtype=torch.float32)
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # batches of like length
     for first in range(0, len(prompts), batch_size):
         batch = order[first:first + batch_size]
@@ -166,7 +172,8 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(batch))
-        out[batch] = search.run(model, [encoded[i][shared:] for i in batch], shared, cache)
+        out[batch] = search.run(model, [encoded[i][shared:] for i in batch], shared, cache,
+                                prior[batch])
     return out
 
 
@@ -177,9 +184,18 @@ class _TreeSearch:
         self.tree, self.prune, self.budget, self.stats = tree, prune, max(budget, 1), stats
         self.internal = [bool(c) for c in tree.children]
         self.label_ends = [path[-1] for path in tree.paths]
+        self.through: list[list[int]] = [[] for _ in tree.tokens]  # node -> labels below it
+        for j, path in enumerate(tree.paths):
+            for node in path:
+                self.through[node].append(j)
 
-    def run(self, model, rows: list[list[int]], shared: int, cache) -> torch.Tensor:
+    def run(self, model, rows: list[list[int]], shared: int, cache,
+            prior: torch.Tensor) -> torch.Tensor:
+        """Scores of every label for each row, less `prior` (rows, labels)."""
         tree = self.tree
+        # A node can still lead to a label worth at most its path score + this bonus.
+        cost = prior.tolist()
+        bonus = [[max(-c[j] for j in through) for through in self.through] for c in cost]
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
         b, width = len(rows), max(map(len, rows))
@@ -213,7 +229,7 @@ class _TreeSearch:
         columns = shared + width
         active = list(range(b))  # the rows still searching, in the cache's batch order
         while True:
-            chosen = {r: self._choose(score[r], frontier[r]) for r in active}
+            chosen = {r: self._choose(score[r], frontier[r], bonus[r], cost[r]) for r in active}
             if not any(chosen.values()):
                 break
             if not all(chosen.values()):  # finished rows leave the batch (and the cache)
@@ -255,11 +271,11 @@ class _TreeSearch:
         for r in range(b):
             for j, end in enumerate(self.label_ends):
                 if end in score[r]:
-                    out[r, j] = score[r][end]
+                    out[r, j] = score[r][end] - cost[r][j]
             # nodes left unscored sit below a node already worse than the best label
             best = out[r].max().item()
             self.stats.required += sum(1 for n, v in score[r].items()
-                                       if self.internal[n] and v >= best)
+                                       if self.internal[n] and v + bonus[r][n] >= best)
         self.stats.examples += b
         return out
 
@@ -271,7 +287,8 @@ class _TreeSearch:
         self.stats.tokens += inputs["input_ids"].numel()
         return out
 
-    def _choose(self, score: dict[int, float], frontier: list[int]) -> list[int]:
+    def _choose(self, score: dict[int, float], frontier: list[int], bonus: list[float],
+                cost: list[float]) -> list[int]:
         """The internal nodes to run next.
 
         Exhaustive: every one not run yet, parents before children. Pruned: the best frontier
@@ -283,8 +300,10 @@ class _TreeSearch:
             for node in chosen:
                 chosen.extend(c for c in self.tree.children[node] if self.internal[c])
             return chosen
-        best = max((score[e] for e in self.label_ends if e in score), default=float("-inf"))
-        candidates = sorted((n for n in frontier if score[n] >= best), key=lambda n: -score[n])
+        best = max((score[e] - cost[j] for j, e in enumerate(self.label_ends) if e in score),
+                   default=float("-inf"))
+        candidates = sorted((n for n in frontier if score[n] + bonus[n] >= best),
+                            key=lambda n: -(score[n] + bonus[n]))
         chosen = []
         for node in candidates:
             while len(chosen) < self.budget:

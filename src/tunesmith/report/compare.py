@@ -17,12 +17,13 @@ from tunesmith.cost import ApproachCost, break_even, openai, plot_costs, self_ho
 from tunesmith.data.splits import load_task_data
 from tunesmith.data.taskfile import write_task
 from tunesmith.errors import UsageError
+from tunesmith.evaluation.backends import LocalBackend
 from tunesmith.evaluation.runner import EvalResult, evaluate
 from tunesmith.hparams import auto_epochs
 from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.pricing import load_prices
-from tunesmith.prompting.fewshot import select_shots
+from tunesmith.prompting.prompter import PromptConfig
 from tunesmith.report.recommend import Recommendation, recommend
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,12 @@ def compare(cfg: CompareConfig) -> Report:
 
     # ---- prompting baselines ---------------------------------------------------------------
     model, tokenizer = load_for_inference(cfg.model)
+    backend = LocalBackend(model, tokenizer, cfg.model)
     for k in sorted(set(cfg.shots)):
-        shots = select_shots(train_examples, k, td.spec.task, seed=cfg.seed)
         log.info("evaluating %s on %d test examples", f"{k}-shot" if k else "zero-shot", len(test))
-        results.append(evaluate(model, tokenizer, test, td.spec, shots=shots, kind="prompt",
-                                model_name=cfg.model, mode=cfg.mode))
-    del model
+        results.append(evaluate(backend, test, td.spec, prompt=PromptConfig(k, seed=cfg.seed),
+                                train=train_examples, kind="prompt", mode=cfg.mode))
+    del model, backend
     gc.collect()
 
     # ---- fine-tune -------------------------------------------------------------------------
@@ -136,9 +137,8 @@ def compare(cfg: CompareConfig) -> Report:
     gc.collect()
     model, tokenizer = load_for_inference(str(run_dir))
     log.info("evaluating the fine-tuned model on %d test examples", len(test))
-    results.append(evaluate(model, tokenizer, test, td.spec, kind="fine-tune",
-                            name=f"fine-tuned ({cfg.method})", model_name=str(run_dir),
-                            mode=cfg.mode))
+    results.append(evaluate(LocalBackend(model, tokenizer, str(run_dir)), test, td.spec,
+                            kind="fine-tune", name=f"fine-tuned ({cfg.method})", mode=cfg.mode))
     del model
     gc.collect()
 

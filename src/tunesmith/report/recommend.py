@@ -10,15 +10,16 @@ RULE (printed in every report):
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from tunesmith.cost import ApproachCost
-from tunesmith.evaluation.metrics import paired_bootstrap, token_f1
+from tunesmith.data.taskfile import TaskSpec
+from tunesmith.evaluation.metrics import paired_bootstrap
 from tunesmith.evaluation.runner import METRIC_NAMES, TASK_METRIC, EvalResult
+from tunesmith.evaluation.tasks import get_task
 
 RULE = (
     "Quality first: the approach with the best {metric} on the test split is recommended if, "
@@ -61,39 +62,9 @@ class Recommendation:
 
 
 def sampler(result: EvalResult, labels: list[str]) -> Callable[[np.ndarray], float]:
-    """The task metric of `result` on a resample of its examples (vectorised: 2,000 resamples of
-    a 77-label macro-F1 take well under a second)."""
-    if result.task == "classification":
-        index = {label: i for i, label in enumerate(labels)}
-        k = len(labels)
-        gold = np.array([index.get(g, k) for g in result.gold])
-        pred = np.array([index.get(p, k) if p is not None else k for p in result.predictions])
-
-        def macro_f1(idx: np.ndarray) -> float:
-            g, p = gold[idx], pred[idx]
-            tp = np.bincount(g[g == p], minlength=k + 1)[:k]
-            fp = np.bincount(p, minlength=k + 1)[:k] - tp
-            fn = np.bincount(g, minlength=k + 1)[:k] - tp
-            denom = 2 * tp + fp + fn
-            f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
-            return float(f1.mean())
-
-        return macro_f1
-    if result.task == "ner":
-        counts = []
-        for g, p in zip(result.gold, result.predictions):
-            gc, pc = Counter(g), Counter(p)
-            tp = sum((gc & pc).values())
-            counts.append((tp, sum(pc.values()) - tp, sum(gc.values()) - tp))
-        arr = np.array(counts, dtype=float).reshape(-1, 3)
-
-        def entity_f1(idx: np.ndarray) -> float:
-            tp, fp, fn = arr[idx].sum(0)
-            return float(2 * tp / (2 * tp + fp + fn)) if tp else 0.0
-
-        return entity_f1
-    scores = np.array([token_f1(p, g) for p, g in zip(result.predictions, result.gold)])
-    return lambda idx: float(scores[idx].mean())
+    """The task metric of `result` on a resample of its examples (the task's own sampler)."""
+    spec = TaskSpec(result.task, list(labels))  # type: ignore[arg-type]
+    return get_task(result.task).sampler(result.gold, result.predictions, spec)
 
 
 def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels: list[str],
@@ -107,8 +78,8 @@ def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels:
     for other in results:
         if other is best:
             continue
-        ci = paired_bootstrap(lambda idx: (samplers[best.name](idx), samplers[other.name](idx)),
-                              best.n, seed=seed)
+        ci = paired_bootstrap(lambda idx, o=other: (samplers[best.name](idx),
+                                                    samplers[o.name](idx)), best.n, seed=seed)
         comparisons.append(Comparison(best.name, other.name, metric, ci["diff"], ci["low"],
                                       ci["high"]))
     yearly = {name: c.total(12 * requests_per_month) for name, c in costs.items()}

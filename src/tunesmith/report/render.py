@@ -94,24 +94,24 @@ def write_report(report: Report, run_dir: Path) -> None:
     openai_rows = [[name, c.where, f"{c.per_1k_requests_usd:.4f}", f"{c.one_off_usd:.2f}"]
                    for name, c in report.openai_costs.items()]
     md = ["# tunesmith report: prompt it or fine-tune it?\n",
-          f"Task **{task}** ({len(report.task['labels'])} labels) · model `{report.model}` · "
-          f"{report.n_train} training / {report.n_test} test examples · {report.created}\n",
+          (f"Task **{task}** ({len(report.task['labels'])} labels) · model `{report.model}` · "
+          f"{report.n_train} training / {report.n_test} test examples · {report.created}\n"),
           f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",
           f"Rule: {rec.rule}\n", "## Approaches on the test split\n", _md_table(header, rows),
-          f"\nCosts are self-hosted on `{report.hardware}` from measured latency (batched) and "
-          f"training time; prices as of {report.prices_as_of}.",
+          (f"\nCosts are self-hosted on `{report.hardware}` from measured latency (batched) and "
+          f"training time; prices as of {report.prices_as_of}."),
           (f" Fine-tuning pays back against the best prompt after "
            f"{report.break_even_requests:,.0f} requests.\n" if report.break_even_requests
            else " Fine-tuning does not pay back on cost alone at these figures.\n"),
-          f"## Differences to {rec.comparisons[0].best if rec.comparisons else ''} "
-          "(95% paired bootstrap)\n",
+          (f"## Differences to {rec.comparisons[0].best if rec.comparisons else ''} "
+          "(95% paired bootstrap)\n"),
           _md_table(["approach", "difference", "95% interval", "significant"], diffs),
           "\n## The same requests at OpenAI's list prices (reference)\n",
           _md_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows),
-          f"\nFine-tune: {report.training['epochs']} epochs, {report.training['steps']} steps, "
+          (f"\nFine-tune: {report.training['epochs']} epochs, {report.training['steps']} steps, "
           f"{report.training['trained_tokens']:,} tokens in {report.training['seconds']:.0f} s; "
           f"validation loss {report.training['initial_valid_loss'] or float('nan'):.4f} -> "
-          f"{report.training['final_valid_loss'] or float('nan'):.4f}.\n"]
+          f"{report.training['final_valid_loss'] or float('nan'):.4f}.\n")]
     if examples:
         keys = list(examples[0])
         md += ["## Examples where the approaches disagree\n",

@@ -1,0 +1,238 @@
+"""What evaluation runs prompts on: a model loaded here, or a model behind an OpenAI-compatible
+endpoint. Both answer the same three questions, so every task and prompt strategy works on both:
+
+    generate(conversations, max_new_tokens)   the answers, with token counts
+    label_scores(conversations, labels)       a log-score per label per conversation
+    reference_loss(conversations, answers)    mean loss of given answers (None: not available)
+
+A local model scores every label exactly (the label tree, `scoring.py`). An endpoint scores the
+first answer token from its `top_logprobs`: a label whose first token no other label shares is
+decided there; rows where the best first token starts several labels are left `undecided` (the
+caller generates for them), and an endpoint that returns no log-probabilities leaves them all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from tunesmith.generation import Generated, generate
+
+
+@dataclass
+class LabelScores:
+    scores: np.ndarray
+    """(conversations, labels) log-scores; -inf where a label cannot win or was not seen."""
+    prompt_tokens: list[int]
+    completion_tokens: list[int]
+    """Per conversation: answer tokens the scoring cost (the label's, or the one token asked)."""
+    undecided: list[int] = field(default_factory=list)
+    """Rows the scores cannot decide; the caller generates for these."""
+    method: str = "label tree"
+
+
+class Backend(Protocol):
+    name: str
+    """The model spec, for reports."""
+    context: int | None
+    """Context length in tokens, when known."""
+
+    def generate(self, conversations: list[list[dict]], max_new_tokens: int) -> list[Generated]: ...
+
+    def answer_room(self, labels: list[str]) -> int:
+        """Tokens to let a model generate for a one-label answer."""
+        ...
+
+    def label_scores(self, conversations: list[list[dict]], labels: list[str], *,
+                     offsets: np.ndarray | None = None, exhaustive: bool = False) -> LabelScores: ...
+
+    def reference_loss(self, conversations: list[list[dict]],
+                       answers: list[str]) -> float | None: ...
+
+
+class LocalBackend:
+    """A model and tokenizer in this process."""
+
+    def __init__(self, model, tokenizer, name: str = "", batch_size: int = 16,
+                 stats=None) -> None:
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.batch_size, self.stats = batch_size, stats
+        config = getattr(model, "config", None)
+        self.context = getattr(config, "max_position_embeddings", None)
+
+    def _render(self, conversations: list[list[dict]]) -> list[str]:
+        from tunesmith.data.render import render
+
+        return render(self.tokenizer, conversations, add_generation_prompt=True)
+
+    def prompt_lengths(self, conversations: list[list[dict]]) -> list[int]:
+        return [len(self.tokenizer(p, add_special_tokens=False)["input_ids"])
+                for p in self._render(conversations)]
+
+    def generate(self, conversations: list[list[dict]], max_new_tokens: int) -> list[Generated]:
+        return generate(self.model, self.tokenizer, self._render(conversations), max_new_tokens,
+                        self.batch_size)
+
+    def answer_room(self, labels: list[str]) -> int:
+        from tunesmith.evaluation.scoring import answer_tokens
+
+        return max(len(answer_tokens(self.tokenizer, label)) for label in labels) + 4
+
+    def label_scores(self, conversations: list[list[dict]], labels: list[str], *,
+                     offsets: np.ndarray | None = None, exhaustive: bool = False) -> LabelScores:
+        from tunesmith.evaluation.scoring import answer_tokens, score_labels
+
+        scores = score_labels(self.model, self.tokenizer, self._render(conversations), labels,
+                              self.batch_size, prune=not exhaustive, stats=self.stats,
+                              offsets=offsets).numpy()
+        lengths = [len(answer_tokens(self.tokenizer, label)) for label in labels]
+        chosen = scores.argmax(-1)
+        return LabelScores(scores, self.prompt_lengths(conversations),
+                           [lengths[j] for j in chosen])
+
+    def reference_loss(self, conversations: list[list[dict]], answers: list[str]) -> float:
+        """Mean loss per answer token of `answers` given the conversations (teacher forcing)."""
+        import torch
+
+        from tunesmith.data.examples import Example, Message
+        from tunesmith.data.packing import micro_batches
+        from tunesmith.data.render import tokenize_example
+        from tunesmith.training.loss import CausalLMLoss
+
+        items = []
+        for convo, answer in zip(conversations, answers):
+            messages = [Message(m["role"], m["content"], 0 if m["role"] == "assistant" else None)
+                        for m in convo] + [Message("assistant", answer)]
+            items.append(tokenize_example(self.tokenizer, Example(0, messages), 4096))
+        loss_fn = CausalLMLoss(self.model)
+        total = count = 0.0
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for batch in micro_batches(items, True, 4096 * 4, pad):
+                loss, n, _ = loss_fn(batch.to(next(self.model.parameters()).device))
+                total, count = total + loss.item(), count + n.item()
+        return total / max(count, 1)
+
+
+class EndpointBackend:
+    """A chat model behind an OpenAI-compatible endpoint (`openai:NAME`).
+
+    Args:
+        client: an `EndpointClient` (concurrency, cache, errors).
+        seed: sent with every request, for servers that honour it.
+    """
+
+    TOP_LOGPROBS = 20
+    """OpenAI's maximum."""
+
+    def __init__(self, client, seed: int = 0) -> None:
+        self.client, self.seed = client, seed
+        self.name = client.endpoint.spec
+        self.context = None
+
+    def generate(self, conversations: list[list[dict]], max_new_tokens: int) -> list[Generated]:
+        requests = [{"messages": c, "max_tokens": max_new_tokens, "temperature": 0,
+                     "seed": self.seed} for c in conversations]
+        out = []
+        for response in self.client.complete(requests):
+            choice = response["choices"][0]
+            usage = response.get("usage") or {}
+            text = (choice.get("message") or {}).get("content") or ""
+            out.append(Generated(text, int(usage.get("prompt_tokens") or 0),
+                                 int(usage.get("completion_tokens") or 0),
+                                 "length" if choice.get("finish_reason") == "length" else "stop"))
+        return out
+
+    def answer_room(self, labels: list[str]) -> int:
+        # The endpoint's tokenizer is unknown: about 2 characters a token is generous.
+        return max(len(label) for label in labels) // 2 + 6
+
+    def label_scores(self, conversations: list[list[dict]], labels: list[str], *,
+                     offsets: np.ndarray | None = None, exhaustive: bool = False) -> LabelScores:
+        requests = [{"messages": c, "max_tokens": 1, "temperature": 0, "seed": self.seed,
+                     "logprobs": True, "top_logprobs": self.TOP_LOGPROBS} for c in conversations]
+        scores = np.full((len(conversations), len(labels)), -np.inf)
+        prompt_tokens, undecided = [], []
+        for r, response in enumerate(self.client.complete(requests)):
+            usage = response.get("usage") or {}
+            prompt_tokens.append(int(usage.get("prompt_tokens") or 0))
+            top = _top_logprobs(response)
+            if not top:  # the server returns no log-probabilities
+                undecided.append(r)
+                continue
+            scores[r], ambiguous = first_token_scores(top, labels)
+            if offsets is not None:
+                scores[r] -= offsets[r] if offsets.ndim == 2 else offsets
+            if ambiguous or not np.isfinite(scores[r]).any():
+                undecided.append(r)
+        return LabelScores(scores, prompt_tokens, [1] * len(conversations), undecided,
+                           "first-token logprobs")
+
+    def reference_loss(self, conversations: list[list[dict]], answers: list[str]) -> None:
+        return None  # chat endpoints do not score given answers
+
+
+def _top_logprobs(response: dict) -> list[tuple[str, float]]:
+    choice = (response.get("choices") or [{}])[0]
+    content = ((choice.get("logprobs") or {}).get("content")) or []
+    if not content:
+        return []
+    first = content[0]
+    entries = first.get("top_logprobs") or []
+    pairs = [(e.get("token") or "", float(e.get("logprob"))) for e in entries
+             if e.get("logprob") is not None]
+    if first.get("token") is not None and first.get("logprob") is not None:
+        pairs.append((first["token"], float(first["logprob"])))
+    return pairs
+
+
+def first_token_scores(top: list[tuple[str, float]],
+                       labels: list[str]) -> tuple[np.ndarray, bool]:
+    """Each label's score from the first answer token's alternatives.
+
+    A token counts for a label when the label starts with it (leading whitespace ignored); a
+    label's score is the best of its tokens' log-probabilities, -inf when none is among them.
+
+    Returns:
+        (scores, ambiguous): ambiguous when the best token that starts any label starts more
+        than one, so the first token cannot decide.
+
+    Example:
+        >>> s, amb = first_token_scores([("positive", -0.1), ("neg", -2.4)], ["negative", "positive"])
+        >>> s.round(1).tolist(), amb
+        ([-2.4, -0.1], False)
+    """
+    scores = np.full(len(labels), -np.inf)
+    best, best_owners = -math.inf, 0
+    for token, logprob in top:
+        piece = token.lstrip()
+        if not piece:
+            continue
+        owners = [j for j, label in enumerate(labels) if label.startswith(piece)]
+        for j in owners:
+            scores[j] = max(scores[j], logprob)
+        if owners and logprob > best:
+            best, best_owners = logprob, len(owners)
+    return scores, best_owners > 1
+
+
+def open_backend(spec: str, *, base_url: str | None = None, api_key_env: str | None = None,
+                 concurrency: int = 8, use_cache: bool = True, batch_size: int = 16,
+                 seed: int = 0):
+    """The backend for a model spec: `openai:NAME` -> an endpoint, anything else is loaded here
+    (`load_for_inference`: a run folder means its final/, adapters merged)."""
+    from tunesmith.endpoints import EndpointClient, is_endpoint, resolve_endpoint
+    from tunesmith.endpoints.cache import ResponseCache
+
+    if is_endpoint(spec):
+        endpoint = resolve_endpoint(spec, base_url, api_key_env)
+        client = EndpointClient(endpoint, concurrency=concurrency, cache=ResponseCache(),
+                                use_cache=use_cache)
+        return EndpointBackend(client, seed=seed)
+    from tunesmith.modeling import load_for_inference
+
+    model, tokenizer = load_for_inference(spec)
+    return LocalBackend(model, tokenizer, spec, batch_size)
