@@ -54,7 +54,8 @@ def tiny_report(tiny_model_dir, tmp_path_factory):
     prepare(data / "in.jsonl", "classification", data / "prepared", val=0.25, test=0.25)
     out = tmp_path_factory.mktemp("report")
     report = compare(CompareConfig(data=str(data / "prepared"), out=str(out),
-                                   model=str(tiny_model_dir), shots=[0, 2], epochs=1, quiet=True))
+                                   model=str(tiny_model_dir), shots=[0, 2, "auto"], epochs=1,
+                                   quiet=True))
     return report, out
 
 
@@ -65,8 +66,15 @@ def test_compare_writes_the_report_files(tiny_report):
             "run", "data"} <= names
     doc = json.loads((out / "report.json").read_text())
     assert doc["task"] == "classification"
-    assert [a["name"] for a in doc["approaches"]] == ["zero-shot", "2-shot", "fine-tuned (lora)"]
-    assert [a["kind"] for a in doc["approaches"]] == ["prompt", "prompt", "fine-tune"]
+    assert [a["name"] for a in doc["approaches"]] == ["zero-shot", "2-shot", "best prompt",
+                                                      "fine-tuned (lora)"]
+    assert [a["kind"] for a in doc["approaches"]] == ["prompt", "prompt", "prompt", "fine-tune"]
+    search = doc["prompt_searches"][report.model]
+    assert search["examples"] == 3 and len(search["candidates"]) >= 3  # validation only
+    assert doc["approaches"][2]["prompt"] == search["best"]
+    assert set(doc["break_even_requests"]) == {"zero-shot", "2-shot", "best prompt"}
+    throughput = doc["throughput"][report.model]
+    assert throughput["prefill_tokens_per_s"] > 0 and throughput["decode_tokens_per_s"] > 0
     for a in doc["approaches"]:
         assert {"accuracy", "macro_f1", "per_class", "confusion"} <= set(a["metrics"])
         assert a["cost"]["per_1k_requests_usd"] > 0 and a["latency_s"] > 0
@@ -75,6 +83,9 @@ def test_compare_writes_the_report_files(tiny_report):
     assert "Quality first" in doc["recommendation"]["rule"]
     md = (out / "report.md").read_text()
     assert "Recommendation" in md and "| zero-shot |" in md
+    assert "## The prompt, chosen on the validation split" in md
+    assert "## When fine-tuning pays back" in md and "Loss curve" in md
+    assert "Learning curve" not in md
 
 
 def test_report_html_renders_in_headless_chromium(tiny_report):

@@ -2,8 +2,11 @@
 
 Pure arithmetic over measured quantities and the price table:
 
-    self-hosted   per request = measured seconds per request x hourly price / 3600
+    self-hosted   per request = seconds per request x hourly price / 3600, the seconds from the
+                  request's tokens at the model's measured prefill/decode rates (throughput.py)
                   one-off     = measured training hours x hourly price
+    endpoint      per request = prompt tokens x input price + answer tokens x output price, the
+                  tokens as the endpoint's `usage` reported them; "price unknown" without an entry
     OpenAI        per request = prompt tokens x input price + answer tokens x output price
                   one-off     = training tokens x epochs x training price (fine-tuned models)
 
@@ -17,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from tunesmith.pricing import HardwarePrice, OpenAIPrice
+from tunesmith.pricing import ChatPrice, HardwarePrice, OpenAIPrice
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,11 @@ class ApproachCost:
     per_1k_requests_usd: float
     basis: str
     """How the figures were computed, in words."""
+    known: bool = True
+    """False when the price table has no entry for the model: the figures are NaN, never 0."""
 
     def total(self, requests: float) -> float:
-        """One-off plus `requests` requests."""
+        """One-off plus `requests` requests (NaN when the price is unknown)."""
         return self.one_off_usd + requests / 1000 * self.per_1k_requests_usd
 
     def to_dict(self) -> dict:
@@ -51,6 +56,47 @@ def self_hosted(name: str, kind: Literal["prompt", "fine-tune"], seconds_per_req
     basis = (f"{seconds_per_request:.3f} s/request measured x ${hardware.hourly}/h"
              + (f"; training {training_seconds / 60:.1f} min measured" if training_seconds else ""))
     return ApproachCost(name, kind, f"self-hosted ({hardware.name})", one_off, per_1k, basis)
+
+
+def self_hosted_tokens(name: str, kind: Literal["prompt", "fine-tune"], prompt_tokens: float,
+                       answer_tokens: float, throughput, hardware: HardwarePrice, *,
+                       scored: bool = False, training_seconds: float = 0.0,
+                       latency_s: float | None = None) -> ApproachCost:
+    """Self-hosted cost from a request's tokens at the model's measured rates (`Throughput`),
+    so the price does not move with the machine's load. `scored`: label scoring reads the
+    answer's tokens rather than writing them.
+
+    Example:
+        86 prompt + 3.6 answer tokens, 1,300 prefill / 45 decode tokens/s, $0.0893/h:
+        0.066 + 0.080 = 0.146 s per request; 1,000 requests = $0.0036.
+    """
+    seconds = throughput.seconds(prompt_tokens, answer_tokens, scored=scored)
+    cost = self_hosted(name, kind, seconds, hardware, training_seconds)
+    basis = (f"{prompt_tokens:.0f} prompt + {answer_tokens:.1f} answer tokens at "
+             f"{throughput.prefill_tokens_per_s:,.0f} prefill / "
+             f"{throughput.decode_tokens_per_s:,.0f} decode tokens/s (measured; "
+             f"{'answers scored' if scored else 'answers generated'}) = {seconds:.3f} s x "
+             f"${hardware.hourly}/h")
+    if latency_s is not None:
+        basis += f"; latency measured {1000 * latency_s:.0f} ms/request"
+    if training_seconds:
+        basis += f"; training {training_seconds / 60:.1f} min measured"
+    return ApproachCost(name, kind, cost.where, cost.one_off_usd, cost.per_1k_requests_usd,
+                        basis)
+
+
+def endpoint(name: str, where: str, prompt_tokens: float, completion_tokens: float,
+             price: ChatPrice | None) -> ApproachCost:
+    """Prompting a model through an endpoint, at its price table entry; NaN and `known=False`
+    when there is none (never $0)."""
+    if price is None:
+        return ApproachCost(name, "prompt", where, 0.0, float("nan"),
+                            "price unknown: name the model in a price table passed with "
+                            "--prices (section endpoints:)", known=False)
+    per_request = (prompt_tokens * price.input + completion_tokens * price.output) / 1e6
+    basis = (f"{prompt_tokens:.0f} prompt + {completion_tokens:.1f} answer tokens/request (the "
+             f"endpoint's usage) at ${price.input}/${price.output} per 1M ({price.model})")
+    return ApproachCost(name, "prompt", where, 0.0, per_request * 1000, basis)
 
 
 def openai(name: str, kind: Literal["prompt", "fine-tune"], prompt_tokens: float,
@@ -72,7 +118,10 @@ def openai(name: str, kind: Literal["prompt", "fine-tune"], prompt_tokens: float
 
 
 def break_even(a: ApproachCost, b: ApproachCost) -> float | None:
-    """Requests after which `b` (higher one-off) becomes cheaper than `a`; None if never."""
+    """Requests after which `b` (higher one-off) becomes cheaper than `a`; None if never, or if
+    either price is unknown."""
+    if not (a.known and b.known):
+        return None
     saving = a.per_1k_requests_usd - b.per_1k_requests_usd
     extra = b.one_off_usd - a.one_off_usd
     if saving <= 0:
@@ -92,7 +141,7 @@ def plot_costs(costs: list[ApproachCost], path: Path, marker: float | None = Non
 
     volumes = np.logspace(2, 8, 61)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for c in costs:
+    for c in (c for c in costs if c.known):
         style = "-" if c.where.startswith("self") else "--"
         ax.plot(volumes, [max(c.total(v), 1e-4) for v in volumes], style,
                 label=f"{c.name} ({c.where})")

@@ -26,6 +26,16 @@ class OpenAIPrice:
 
 
 @dataclass(frozen=True)
+class ChatPrice:
+    """What prompting a chat model through an endpoint costs, US dollars per 1M tokens."""
+
+    model: str
+    """The price table entry it came from."""
+    input: float
+    output: float
+
+
+@dataclass(frozen=True)
 class HardwarePrice:
     name: str
     hourly: float
@@ -42,6 +52,21 @@ class PriceTable:
     openai: dict[str, OpenAIPrice]
     self_hosted: dict[str, HardwarePrice]
     defaults: dict[str, str] = field(default_factory=dict)
+    endpoints: dict[str, ChatPrice] = field(default_factory=dict)
+    """Chat models prompted through an endpoint (`openai:NAME`), beyond OpenAI's own."""
+
+    def chat_price(self, name: str) -> ChatPrice | None:
+        """The per-token price of prompting `name`: an `endpoints:` entry, else an `openai:`
+        entry of that name or its dated snapshot (`gpt-4.1-mini` -> `gpt-4.1-mini-2025-04-14`)
+        at base-model prices. None when the table does not know it (never a guess)."""
+        if name in self.endpoints:
+            return self.endpoints[name]
+        snapshots = [k for k in self.openai if k == name or
+                     (k.startswith(name + "-") and k[len(name) + 1:][:4].isdigit())]
+        if len(snapshots) != 1:
+            return None
+        row = self.openai[snapshots[0]]
+        return ChatPrice(row.model, row.base_input, row.base_output)
 
     @property
     def default_openai(self) -> OpenAIPrice:
@@ -122,8 +147,19 @@ def load_prices(path: str | Path | None = None) -> PriceTable:
     defaults = {str(k): str(v) for k, v in section("defaults").items()}
     if defaults.get("openai_model") and defaults["openai_model"] not in openai:
         problems.append(f"defaults.openai_model '{defaults['openai_model']}' is not in 'openai:'")
+    endpoints: dict[str, ChatPrice] = {}
+    for name, row in section("endpoints").items():
+        row = row if isinstance(row, dict) else {}
+        values = {k: row.get(k) for k in ("input", "output")}
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e12
+               for v in values.values()):
+            problems.append(f"endpoints.{name}: input and output must be non-negative numbers "
+                            "(US dollars per 1M tokens)")
+            continue
+        endpoints[str(name)] = ChatPrice(str(name), float(values["input"]),
+                                         float(values["output"]))
     sources = section("sources")
     if problems:
         raise UnusableInputError(source, "; ".join(problems) + ".")
     return PriceTable(str(raw.get("as_of", "undated")), source, dict(sources), openai, hardware,
-                      defaults)
+                      defaults, endpoints)

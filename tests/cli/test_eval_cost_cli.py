@@ -20,11 +20,16 @@ def test_cost_prices_every_approach(tiny_model_dir, tiny_data_dir, capsys):
     assert code == 0
     names = [(a["name"], a["where"].split()[0]) for a in doc["approaches"]]
     assert names == [("zero-shot", "self-hosted"), ("2-shot", "self-hosted"),
-                     ("fine-tuned (lora)", "self-hosted"), ("zero-shot", "OpenAI"),
-                     ("2-shot", "OpenAI"), ("fine-tuned", "OpenAI")]
+                     ("fine-tuned (lora)", "self-hosted"), ("zero-shot (OpenAI)", "OpenAI"),
+                     ("2-shot (OpenAI)", "OpenAI"), ("fine-tuned (lora) (OpenAI)", "OpenAI")]
     assert doc["training"]["measured_tokens_per_s"] > 0 and doc["training"]["epochs"] == 11
-    few, zero = doc["approaches"][4], doc["approaches"][3]
-    assert few["per_1k_requests_usd"] > zero["per_1k_requests_usd"]  # shots make prompts longer
+    rates = doc["throughput"]
+    assert rates["prefill_tokens_per_s"] > rates["decode_tokens_per_s"] > 0
+    for row in (0, 3):  # self-hosted and at OpenAI's prices: shots make prompts longer
+        few, zero = doc["approaches"][row + 1], doc["approaches"][row]
+        assert few["per_1k_requests_usd"] > zero["per_1k_requests_usd"]
+    # priced from tokens, not from latency: the fine-tune sends zero-shot's prompt
+    assert doc["approaches"][2]["per_1k_requests_usd"] == doc["approaches"][0]["per_1k_requests_usd"]
 
 
 def test_train_then_eval_the_run(tiny_model_dir, tiny_data_dir, tmp_path, capsys):

@@ -5,29 +5,44 @@ from __future__ import annotations
 import argparse
 
 from tunesmith.cli import args as types
+from tunesmith.cli.eval import add_endpoint_args
 from tunesmith.cli.output import print_json, table
 from tunesmith.modeling import DEFAULT_MODEL
-from tunesmith.report.compare import CompareConfig, Report, compare
-from tunesmith.report.render import summary_rows
+from tunesmith.prompting.search import SEARCH_EXAMPLES
+from tunesmith.report.compare import CompareConfig, compare
+from tunesmith.report.document import Report
+from tunesmith.report.render import payback_rows, summary_rows
 
 
-def _shots(value: str) -> list[int]:
+def _shots(value: str) -> list[int | str]:
+    """`0,5,auto` -> [0, 5, "auto"]."""
+    items = [x.strip() for x in value.split(",") if x.strip()]
     try:
-        shots = [int(x) for x in value.split(",") if x.strip()]
+        shots = [x if x == "auto" else int(x) for x in items]
     except ValueError as e:
-        raise argparse.ArgumentTypeError("--shots takes a list like 0,5") from e
-    if not shots or any(k < 0 for k in shots):
-        raise argparse.ArgumentTypeError("--shots takes non-negative counts like 0,5")
+        raise argparse.ArgumentTypeError("--shots takes a list like 0,5,auto") from e
+    if not shots or any(k != "auto" and k < 0 for k in shots):
+        raise argparse.ArgumentTypeError("--shots takes non-negative counts and auto, like 0,5,auto")
     return shots
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="prompting vs fine-tuning on the same test split, with a "
-                       "report and a recommendation")
+                       "report and a recommendation",
+                       description="Prompt the --prompt-model(s) (default: --model; openai:NAME "
+                       "for a model behind an OpenAI-compatible endpoint), fine-tune --model, "
+                       "evaluate all on the same test split, price them and recommend one.")
     p.add_argument("--data", required=True, metavar="DIR", help="a `data prepare` folder")
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="model to prompt and to fine-tune (default: %(default)s)")
-    p.add_argument("--shots", type=_shots, default=[0, 5], help="prompting baselines (default 0,5)")
+                   help="the model to fine-tune (and to prompt, without --prompt-model) "
+                   "(default: %(default)s)")
+    p.add_argument("--prompt-model", action="append", dest="prompt_models", metavar="SPEC",
+                   help="a model to prompt instead, repeatable: a model spec or openai:NAME "
+                   "(e.g. openai:gpt-4.1-mini)")
+    p.add_argument("--shots", type=_shots, default=[0, 5, "auto"],
+                   help="prompting rows per prompted model: a k-shot row per number; auto adds "
+                   "`best prompt`, the instruction/shots/selection/calibration chosen on the "
+                   "validation split (default 0,5,auto)")
     p.add_argument("--method", choices=["lora", "full"], default="lora",
                    help="fine-tuning method (default: lora)")
     p.add_argument("--epochs", type=types.auto_or(types.positive_int), default="auto",
@@ -37,23 +52,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests-per-month", type=types.non_negative_int, default=100_000,
                    help="volume the costs and the break-even are computed for (default 100,000)")
     p.add_argument("--prices", metavar="FILE", help="price table YAML (default: the shipped one)")
-    p.add_argument("--max-train", type=types.positive_int, help="use only the first N training examples")
-    p.add_argument("--max-test", type=types.positive_int, help="evaluate on the first N test examples")
+    p.add_argument("--max-train", type=types.positive_int,
+                   help="use only the first N training examples")
+    p.add_argument("--max-test", type=types.positive_int,
+                   help="evaluate on the first N test examples")
     p.add_argument("--mode", choices=["score", "generate"], default="score",
                    help="classification: label log-likelihood (default) or generate-and-parse")
     p.add_argument("--seed", type=types.seed, default=0,
                    help="shot selection, training and bootstrap seed (default 0)")
+    p.add_argument("--search-examples", type=types.positive_int, default=SEARCH_EXAMPLES,
+                   help="auto: validation examples each prompt candidate is scored on "
+                   "(default %(default)s)")
+    add_endpoint_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    epochs = args.epochs
     report = compare(CompareConfig(
-        data=args.data, out=args.out, model=args.model, shots=args.shots, method=args.method,
-        requests_per_month=args.requests_per_month, prices=args.prices, max_train=args.max_train,
-        max_test=args.max_test, epochs=epochs, mode=args.mode, seed=args.seed, quiet=args.quiet))
+        data=args.data, out=args.out, model=args.model, prompt_models=args.prompt_models or [],
+        shots=args.shots, method=args.method, requests_per_month=args.requests_per_month,
+        prices=args.prices, max_train=args.max_train, max_test=args.max_test, epochs=args.epochs,
+        mode=args.mode, seed=args.seed, quiet=args.quiet, base_url=args.base_url,
+        api_key_env=args.api_key_env, concurrency=args.concurrency, use_cache=args.use_cache,
+        search_examples=args.search_examples))
     if args.json:
         print_json(report.to_dict())
     else:
@@ -64,11 +87,14 @@ def run(args: argparse.Namespace) -> int:
 def render_summary(report: Report) -> str:
     header, rows = summary_rows(report)
     rec = report.recommendation
-    lines = [(f"\n{report.task['task']} · {report.model} · {report.n_train} train / "
-             f"{report.n_test} test examples"), table(rows, header), "",
+    lines = [(f"\n{report.task['task']} · fine-tuned {report.model} · prompted "
+              f"{', '.join(report.prompt_models)} · {report.n_train} train / {report.n_test} "
+              "test examples"), table(rows, header), "",
              f"Recommendation: {rec.choice}", f"  {rec.reason}"]
-    if report.break_even_requests:
-        lines.append(f"  fine-tuning pays back against the best prompt after "
-                     f"{report.break_even_requests:,.0f} requests")
+    for comparison, _, when in payback_rows(report):
+        lines.append(f"  {comparison}: the fine-tune costs less in total {when}")
+    for model, search in report.prompt_searches.items():
+        lines.append(f"  best prompt for {model} (chosen on {search['examples']} validation "
+                     f"examples): {search['best_description']}")
     lines.append(f"\nReport: {report.out / 'report.html'} (also report.md, report.json)")
     return "\n".join(lines)

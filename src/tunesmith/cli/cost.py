@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -10,15 +11,17 @@ from pathlib import Path
 from tunesmith.cli import args as types
 from tunesmith.cli.output import print_json, table
 from tunesmith.config import TrainConfig
-from tunesmith.cost import break_even, openai, plot_costs, self_hosted
+from tunesmith.cost import break_even, plot_costs
 from tunesmith.data.splits import load_task_data
 from tunesmith.evaluation.backends import LocalBackend
 from tunesmith.evaluation.runner import evaluate
+from tunesmith.evaluation.throughput import measure
 from tunesmith.hparams import auto_batch_size, auto_epochs, billed_tokens
 from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
 from tunesmith.outputs import check_not_input, check_parent
 from tunesmith.pricing import load_prices
 from tunesmith.prompting.prompter import PromptConfig
+from tunesmith.report.costs import price_approaches
 
 SAMPLE = 32
 """Test examples timed per approach."""
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     for k in (0, args.shots):
         rows[f"{k}-shot" if k else "zero-shot"] = evaluate(backend, sample, td.spec,
                                                            prompt=PromptConfig(k), train=td.train)
-    del model
+    rates = measure(model)
+    del model, backend
     train = td.train or td.test
     tok_per_s = _training_speed(args.model, train, td.folder)
     from tunesmith.data.tokens import count_tokens
@@ -61,24 +65,23 @@ def run(args: argparse.Namespace) -> int:
     epochs = auto_epochs(len(train))
     billed = billed_tokens(counts.total, epochs)
     train_seconds = sum(counts.total) * epochs / tok_per_s
-    zero = rows["zero-shot"]
-    costs = [self_hosted(name, "prompt", r.latency_s, hardware) for name, r in rows.items()]
     # A fine-tuned model answers from the zero-shot prompt, at the base model's speed.
-    costs.append(self_hosted("fine-tuned (lora)", "fine-tune", zero.latency_s, hardware,
-                             train_seconds))
-    ref = prices.default_openai
-    costs += [openai(name, "prompt", r.prompt_tokens, r.completion_tokens, ref)
-              for name, r in rows.items()]
-    costs.append(openai("fine-tuned", "fine-tune", zero.prompt_tokens, zero.completion_tokens, ref,
-                        billed))
+    fine = dataclasses.replace(rows["zero-shot"], name="fine-tuned (lora)", kind="fine-tune")
+    results = [*rows.values(), fine]
+    self_costs, reference = price_approaches(results, prices, hardware, {args.model: rates},
+                                             training_seconds=train_seconds,
+                                             billed_tokens=billed)
+    costs = list(self_costs.values()) + [
+        dataclasses.replace(c, name=f"{c.name} (OpenAI)") for c in reference.values()]
     volume = 12 * args.requests_per_month
     best_prompt = min(costs[:len(rows)], key=lambda c: c.per_1k_requests_usd)
-    payback = break_even(best_prompt, costs[len(rows)])
+    payback = break_even(best_prompt, self_costs[fine.name])
     if args.plot:
         plot_costs(costs, Path(args.plot), marker=args.requests_per_month)
     doc = {"approaches": [c.to_dict() | {"first_year_usd": c.total(volume)} for c in costs],
            "training": {"examples": len(train), "epochs": epochs, "billed_tokens": billed,
                         "measured_tokens_per_s": tok_per_s, "estimated_seconds": train_seconds},
+           "throughput": rates.to_dict(),
            "break_even_requests": payback, "requests_per_month": args.requests_per_month,
            "prices_as_of": prices.as_of}
     if args.json:
@@ -87,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     print(table([[c.name, c.where, f"{c.one_off_usd:,.4f}", f"{c.per_1k_requests_usd:,.4f}",
                   f"{c.total(volume):,.2f}"] for c in costs],
                 ["approach", "where", "one-off $", "$/1k requests", "first year $"]))
-    print(f"\nmeasured on {len(sample)} test examples; training estimated from a measured "
+    print(f"\nself-hosted requests priced from their tokens at {rates.prefill_tokens_per_s:,.0f} "
+          f"prefill / {rates.decode_tokens_per_s:,.0f} decode tokens/s (measured here)")
+    print(f"tokens measured on {len(sample)} test examples; training estimated from a measured "
           f"{tok_per_s:,.0f} tokens/s x {sum(counts.total) * epochs:,} tokens ({epochs} epochs)")
     if payback:
         print(f"fine-tuning (self-hosted) pays back against {best_prompt.name} after "

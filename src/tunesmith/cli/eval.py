@@ -12,6 +12,7 @@ from tunesmith.errors import UsageError
 from tunesmith.evaluation.runner import EvalResult
 from tunesmith.modeling import DEFAULT_MODEL, run_final_dir
 from tunesmith.prompting.prompter import INSTRUCTIONS, SELECTIONS
+from tunesmith.prompting.search import SEARCH_EXAMPLES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +52,9 @@ def add_prompt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibrate", action="store_true",
                    help="contextual calibration of label scores (Zhao et al. 2021)")
     p.add_argument("--seed", type=types.seed, default=0, help="shot selection seed")
+    p.add_argument("--search-examples", type=types.positive_int, default=SEARCH_EXAMPLES,
+                   help="--shots auto: validation examples each prompt candidate is scored on "
+                   "(default %(default)s)")
 
 
 def add_endpoint_args(p: argparse.ArgumentParser) -> None:
@@ -85,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--shots auto chooses the prompt on {val_path}, which is missing; "
                              "prepare the data with --val, or give --shots a number.")
         search = search_prompt(backend, td.spec, td.train, read_valid(val_path).examples,
-                               mode=args.mode, seed=args.seed)
+                               mode=args.mode, seed=args.seed,
+                               max_examples=args.search_examples)
         prompt = search.best
     else:
         prompt = PromptConfig(args.shots, args.shot_selection, args.instruction, args.calibrate,

@@ -15,13 +15,19 @@ prompt (fewer shots, no calibration).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, replace
 
 from tunesmith.data.examples import Example
 from tunesmith.data.taskfile import TaskSpec
 from tunesmith.prompting.prompter import INSTRUCTIONS, SELECTIONS, PromptConfig, Prompter
 
+log = logging.getLogger(__name__)
+
 SHOT_COUNTS = (0, 1, 3, 5, 10)
+SEARCH_EXAMPLES = 200
+"""Validation examples each candidate is scored on, by default: enough to rank prompts that
+differ by a few points, and a bounded cost (about 12 evaluations) on large validation splits."""
 ANSWER_ROOM = 128
 """Tokens kept free for the answer when capping shots by the context."""
 
@@ -55,8 +61,10 @@ class SearchResult:
 
 def search_prompt(backend, spec: TaskSpec, train: list[Example], validation: list[Example], *,
                   mode: str = "score", seed: int = 0, shot_counts=SHOT_COUNTS,
-                  max_new_tokens: int | None = None) -> SearchResult:
+                  max_new_tokens: int | None = None,
+                  max_examples: int | None = SEARCH_EXAMPLES) -> SearchResult:
     """Try prompt configurations on `validation` (shots from `train`) and return the best.
+    Each is scored on the first `max_examples` validation examples (the splits are shuffled).
 
     Raises:
         UsageError: no validation examples.
@@ -68,6 +76,7 @@ def search_prompt(backend, spec: TaskSpec, train: list[Example], validation: lis
     if not validation:
         raise UsageError("choosing the prompt needs a validation split (validation.jsonl); "
                          "prepare the data with --val, or give --shots a number.")
+    validation = validation[:max_examples] if max_examples else validation
     candidates: list[Candidate] = []
     tried: dict[tuple, float] = {}
 
@@ -78,6 +87,9 @@ def search_prompt(backend, spec: TaskSpec, train: list[Example], validation: lis
                               max_new_tokens=max_new_tokens)
             tried[key] = result.score
             candidates.append(Candidate(config, result.score, stage))
+            log.info("prompt search (%s, %d validation examples): %s -> %s %.3f", stage,
+                     len(validation), config.describe(), result.metrics and TASK_METRIC[spec.task],
+                     result.score)
         return tried[key]
 
     best = PromptConfig(instruction="own", seed=seed)

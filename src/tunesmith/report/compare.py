@@ -1,5 +1,12 @@
-"""`compare`: zero-shot, few-shot and a fine-tune of the same model, on the same test examples,
-priced, with a recommendation, written as report.json / report.md / report.html."""
+"""`compare`: prompting (the fine-tuned model's base, or any endpoint model) against a fine-tune,
+on the same test examples, priced, with a recommendation, written as report.json / report.md /
+report.html.
+
+    for each prompted model (--prompt-model; default: --model)
+        zero-shot, k-shot, and `best prompt` (chosen on the validation split)
+    fine-tune --model on the training split, evaluate it the same way
+    price every row, apply the recommendation rule, write the report
+"""
 
 from __future__ import annotations
 
@@ -13,18 +20,23 @@ from pathlib import Path
 
 from tunesmith.atomic import atomic_open
 from tunesmith.config import TrainConfig
-from tunesmith.cost import ApproachCost, break_even, openai, plot_costs, self_hosted
-from tunesmith.data.splits import load_task_data
+from tunesmith.cost import break_even, plot_costs
+from tunesmith.data.splits import load_task_data, read_valid
 from tunesmith.data.taskfile import write_task
+from tunesmith.endpoints.spec import is_endpoint, resolve_endpoint
 from tunesmith.errors import UsageError
-from tunesmith.evaluation.backends import LocalBackend
+from tunesmith.evaluation.backends import LocalBackend, open_backend
 from tunesmith.evaluation.runner import EvalResult, evaluate
+from tunesmith.evaluation.throughput import Throughput, measure
 from tunesmith.hparams import auto_epochs
 from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.pricing import load_prices
 from tunesmith.prompting.prompter import PromptConfig
-from tunesmith.report.recommend import Recommendation, recommend
+from tunesmith.prompting.search import search_prompt
+from tunesmith.report.costs import price_approaches
+from tunesmith.report.document import Report
+from tunesmith.report.recommend import recommend
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +50,12 @@ class CompareConfig:
     """A `data prepare` folder: train.jsonl, validation.jsonl, test.jsonl, task.json."""
     out: str = "report"
     model: str = DEFAULT_MODEL
-    shots: list[int] = field(default_factory=lambda: [0, 5])
-    """Prompting baselines to run (0 = zero-shot)."""
+    """The model fine-tuned."""
+    prompt_models: list[str] = field(default_factory=list)
+    """Models prompted (model specs or `openai:NAME`); empty: `model`."""
+    shots: list[int | str] = field(default_factory=lambda: [0, 5, "auto"])
+    """Prompting rows per prompted model: k-shot for each number; `auto` adds `best prompt`,
+    chosen on the validation split."""
     method: str = "lora"
     requests_per_month: int = 100_000
     prices: str | None = None
@@ -51,42 +67,22 @@ class CompareConfig:
     """Classification: `score` (label log-likelihood) or `generate`."""
     seed: int = 0
     quiet: bool = False
-
-
-@dataclass
-class Report:
-    task: dict
-    data: str
-    model: str
-    n_test: int
-    n_train: int
-    results: list[EvalResult]
-    costs: dict[str, ApproachCost]
-    openai_costs: dict[str, ApproachCost]
-    break_even_requests: float | None
-    recommendation: Recommendation
-    training: dict
-    hardware: str
-    prices_as_of: str
-    out: Path
-    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
-
-    def to_dict(self) -> dict:
-        return {
-            "task": self.task["task"], "labels": self.task["labels"], "system": self.task["system"],
-            "data": self.data, "model": self.model, "n_test": self.n_test, "n_train": self.n_train,
-            "created": self.created, "hardware": self.hardware, "prices_as_of": self.prices_as_of,
-            "approaches": [{**r.to_dict(), "cost": self.costs[r.name].to_dict(),
-                            "openai_cost": self.openai_costs[r.name].to_dict()}
-                           for r in self.results],
-            "break_even_requests": self.break_even_requests,
-            "recommendation": self.recommendation.to_dict(),
-            "training": self.training,
-        }
+    base_url: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = 8
+    use_cache: bool = True
+    search_examples: int = 200
+    """Validation examples each prompt candidate is scored on (`auto`)."""
 
 
 def compare(cfg: CompareConfig) -> Report:
-    """Run every approach and write the report folder."""
+    """Run every approach and write the report folder.
+
+    Raises:
+        UsageError: the report folder is not ours, the data has no training split, an
+            endpoint is misconfigured, `auto` without a validation split.
+        EndpointError: an endpoint refused or stopped answering.
+    """
     import torch
 
     from tunesmith.training import train
@@ -102,34 +98,58 @@ def compare(cfg: CompareConfig) -> Report:
     if not train_examples:
         raise UsageError(f"--data {cfg.data}: no training examples (train.jsonl beside the test "
                          "split); compare needs a `tunesmith data prepare` folder.")
+    val_path = td.folder / "validation.jsonl"
+    validation = read_valid(val_path).examples if val_path.is_file() and \
+        val_path.stat().st_size else []
+    if "auto" in cfg.shots and not validation:
+        raise UsageError(f"--shots auto chooses the prompt on {val_path}, which is missing or "
+                         "empty; prepare the data with --val, or give --shots numbers only.")
     prices = load_prices(cfg.prices)
-    on_gpu = torch.cuda.is_available()
-    hardware = prices.hardware(on_gpu)  # a price table without it fails now, not after training
-    results: list[EvalResult] = []
+    hardware = prices.hardware(torch.cuda.is_available())  # fails now, not after training
+    prompt_models = cfg.prompt_models or [cfg.model]
+    endpoints = {spec: resolve_endpoint(spec, cfg.base_url, cfg.api_key_env).base_url
+                 for spec in prompt_models if is_endpoint(spec)}  # misconfigured: fail now
 
-    # ---- prompting baselines ---------------------------------------------------------------
-    model, tokenizer = load_for_inference(cfg.model)
-    backend = LocalBackend(model, tokenizer, cfg.model)
-    for k in sorted(set(cfg.shots)):
-        log.info("evaluating %s on %d test examples", f"{k}-shot" if k else "zero-shot", len(test))
-        results.append(evaluate(backend, test, td.spec, prompt=PromptConfig(k, seed=cfg.seed),
-                                train=train_examples, kind="prompt", mode=cfg.mode))
-    del model, backend
-    gc.collect()
+    write_task(out / "data", td.spec)  # first: it marks REPORT_DIR as compare's own
+
+    # ---- prompting -------------------------------------------------------------------------
+    results: list[EvalResult] = []
+    throughput: dict[str, Throughput] = {}
+    searches: dict[str, dict] = {}
+    for spec in prompt_models:
+        backend = open_backend(spec, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
+                               concurrency=cfg.concurrency, use_cache=cfg.use_cache,
+                               seed=cfg.seed)
+        prefix = "" if prompt_models == [cfg.model] else f"{spec} · "
+        for shots in _ordered(cfg.shots):
+            if shots == "auto":
+                search = search_prompt(backend, td.spec, train_examples, validation,
+                                       mode=cfg.mode, seed=cfg.seed,
+                                       max_examples=cfg.search_examples)
+                searches[spec] = search.to_dict()
+                prompt, name = search.best, f"{prefix}best prompt"
+            else:
+                prompt = PromptConfig(int(shots), seed=cfg.seed)
+                name = prefix + (f"{shots}-shot" if shots else "zero-shot")
+            log.info("evaluating %s on %d test examples", name, len(test))
+            results.append(evaluate(backend, test, td.spec, prompt=prompt, train=train_examples,
+                                    name=name, kind="prompt", mode=cfg.mode))
+        if isinstance(backend, LocalBackend):
+            throughput[spec] = measure(backend.model)
+        del backend
+        gc.collect()
 
     # ---- fine-tune -------------------------------------------------------------------------
-    write_task(out / "data", td.spec)  # first: it marks REPORT_DIR as compare's own
     train_file = out / "data" / "train.jsonl"
     with atomic_open(train_file) as f:
         f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in train_examples)
-    val = td.folder / "validation.jsonl"
     run_dir = out / "run"
     if run_dir.exists():  # compare owns REPORT_DIR/run: a rerun trains afresh, so times are real
         log.info("replacing the earlier fine-tune in %s", run_dir)
         shutil.rmtree(run_dir)
     started = time.perf_counter()
     trained = train(TrainConfig(
-        train_file=str(train_file), val_file=str(val) if val.is_file() and val.stat().st_size else None,
+        train_file=str(train_file), val_file=str(val_path) if validation else None,
         out=str(run_dir), model=cfg.model, method=cfg.method, epochs=cfg.epochs, seed=cfg.seed,
         quiet=cfg.quiet))
     train_seconds = time.perf_counter() - started
@@ -137,39 +157,41 @@ def compare(cfg: CompareConfig) -> Report:
     gc.collect()
     model, tokenizer = load_for_inference(str(run_dir))
     log.info("evaluating the fine-tuned model on %d test examples", len(test))
-    results.append(evaluate(LocalBackend(model, tokenizer, str(run_dir)), test, td.spec,
-                            kind="fine-tune", name=f"fine-tuned ({cfg.method})", mode=cfg.mode))
+    fine = evaluate(LocalBackend(model, tokenizer, str(run_dir)), test, td.spec,
+                    kind="fine-tune", name=f"fine-tuned ({cfg.method})", mode=cfg.mode)
+    results.append(fine)
+    # A merged LoRA or full fine-tune has its base's architecture and size: the same rates.
+    throughput[str(run_dir)] = throughput.get(cfg.model) or measure(model)
     del model
     gc.collect()
 
     # ---- cost and recommendation -----------------------------------------------------------
-    reference = prices.default_openai
-    epochs = trained.config.epochs
-    costs, openai_costs = {}, {}
-    for r in results:
-        ft = r.kind == "fine-tune"
-        costs[r.name] = self_hosted(r.name, r.kind, r.latency_s, hardware,
-                                    train_seconds if ft else 0.0)
-        billed = trained.trained_tokens if ft else 0  # tokens x epochs, as OpenAI bills
-        openai_costs[r.name] = openai(r.name, r.kind, r.prompt_tokens, r.completion_tokens,
-                                      reference, billed)
-    prompts = [r for r in results if r.kind == "prompt"]
-    best_prompt = max(prompts, key=lambda r: r.score)
-    fine = results[-1]
-    labels = td.spec.labels
-    rec = recommend(results, costs, labels, cfg.requests_per_month, seed=cfg.seed)
+    costs, openai_costs = price_approaches(results, prices, hardware, throughput,
+                                           training_seconds=train_seconds,
+                                           billed_tokens=trained.trained_tokens,
+                                           endpoints=endpoints)
+    rec = recommend(results, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
+    payback = {r.name: break_even(costs[r.name], costs[fine.name]) for r in results[:-1]}
     report = Report(
-        td.spec.to_dict(), str(cfg.data), cfg.model, len(test), len(train_examples), results,
-        costs, openai_costs, break_even(costs[best_prompt.name], costs[fine.name]), rec,
-        {"run": str(run_dir), "seconds": train_seconds, "epochs": epochs,
+        td.spec.to_dict(), str(cfg.data), cfg.model, prompt_models, len(test),
+        len(train_examples), results, costs, openai_costs, payback, rec,
+        {"run": str(run_dir), "seconds": train_seconds, "epochs": trained.config.epochs,
          "steps": trained.steps, "trained_tokens": trained.trained_tokens,
          "tokens_per_s": trained.tokens_per_s, "initial_valid_loss": trained.initial_valid_loss,
          "final_valid_loss": trained.final_valid_loss, "openai_auto_epochs":
          auto_epochs(len(train_examples))},
-        hardware.name, prices.as_of, out)
-    plot_costs(list(costs.values()) + [openai_costs[best_prompt.name], openai_costs[fine.name]],
+        hardware.name, prices.as_of, out, {k: v.to_dict() for k, v in throughput.items()},
+        searches, cfg.requests_per_month)
+    best = report.best_prompt
+    plot_costs(list(costs.values()) + [openai_costs[best.name], openai_costs[fine.name]],
                out / "cost.png", marker=cfg.requests_per_month)
     from tunesmith.report.render import write_report
 
     write_report(report, run_dir)
     return report
+
+
+def _ordered(shots: list[int | str]) -> list[int | str]:
+    """Numbers ascending, then `auto`, each once."""
+    numbers = sorted({int(s) for s in shots if s != "auto"})
+    return numbers + (["auto"] if "auto" in shots else [])

@@ -88,9 +88,17 @@ def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels:
                   f"({best.score:.3f}) and beats every other approach beyond the 95% interval.")
         return Recommendation(best.name, reason, rule, comparisons, yearly)
     tied = [best.name] + [c.other for c in comparisons if not c.significant]
-    choice = min(tied, key=lambda name: yearly.get(name, float("inf")))
+    priced = [name for name in tied if name in costs and costs[name].known]
+    unknown = [name for name in tied if name not in priced]
+    if not priced:  # no tied approach has a price: quality alone decides
+        reason = (f"{best.name} has the best {METRIC_NAMES.get(metric, metric)} "
+                  f"({best.score:.3f}); it does not beat {', '.join(tied[1:])} significantly, and "
+                  "none of them has a known price to break the tie.")
+        return Recommendation(best.name, reason, rule, comparisons, yearly)
+    choice = min(priced, key=lambda name: yearly[name])
     reason = (f"{best.name} has the best {METRIC_NAMES.get(metric, metric)} ({best.score:.3f}) "
               f"but does not beat {', '.join(t for t in tied if t != best.name)} significantly; "
               f"among those, {choice} costs least over the first year "
-              f"(${yearly.get(choice, 0):,.2f}).")
+              f"(${yearly[choice]:,.2f})"
+              + (f" (price unknown, so not compared: {', '.join(unknown)})." if unknown else "."))
     return Recommendation(choice, reason, rule, comparisons, yearly)

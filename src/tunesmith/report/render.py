@@ -6,18 +6,20 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tunesmith.atomic import write_text
 from tunesmith.evaluation.runner import METRIC_NAMES, TASK_METRIC
+from tunesmith.report.document import Report
 from tunesmith.report.plots import plot_confusion, plot_per_type
 
-if TYPE_CHECKING:
-    from tunesmith.report.compare import Report
-
 DISAGREEMENTS = 8
+
+
+def money(value: float, digits: int = 4) -> str:
+    return "price unknown" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
 def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
@@ -26,7 +28,7 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     header = ["approach", METRIC_NAMES.get(metric, metric)]
     if report.task["task"] == "classification":
         header.append("accuracy")
-    header += ["invalid", "latency/ex", "tokens/request", "$/1k requests", "one-off $"]
+    header += ["invalid", "latency/ex", "tokens/request", "runs on", "$/1k requests", "one-off $"]
     rows = []
     for r in report.results:
         c = report.costs[r.name]
@@ -34,17 +36,47 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         if report.task["task"] == "classification":
             row.append(f"{r.metrics['accuracy']:.3f}")
         row += [f"{r.invalid}/{r.n}", f"{1000 * r.latency_s:.0f} ms",
-                f"{r.prompt_tokens:.0f} + {r.completion_tokens:.1f}",
-                f"{c.per_1k_requests_usd:.4f}", f"{c.one_off_usd:.4f}"]
+                f"{r.prompt_tokens:.0f} + {r.completion_tokens:.1f}", c.where,
+                money(c.per_1k_requests_usd), money(c.one_off_usd)]
         rows.append(row)
     return header, rows
 
 
+def payback_rows(report: Report) -> list[list[str]]:
+    """Per prompting approach: when the fine-tuned model has cost less in total."""
+    fine = report.fine_tuned.name
+    rows = []
+    for name, requests in report.break_even.items():
+        c = report.costs[name]
+        if not c.known:
+            when = "unknown: the prompted model has no price (name it with --prices)"
+        elif requests is None:
+            when = "never: prompting costs less per request"
+        else:
+            when = f"after {requests:,.0f} requests"
+            if report.requests_per_month:
+                when += (f" ({requests / report.requests_per_month:.1f} months at "
+                         f"{report.requests_per_month:,}/month)")
+        rows.append([name, c.where, when])
+    return [[f"{fine} vs {n}", w, t] for n, w, t in rows]
+
+
+def search_rows(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
+    """Per prompted model: a caption and one row per prompt configuration tried on validation."""
+    out = {}
+    for model, search in report.prompt_searches.items():
+        caption = (f"{model}: {len(search['candidates'])} prompt configurations on "
+                   f"{search['examples']} validation examples ({search['metric']}); the best "
+                   f"became `best prompt`: {search['best_description']}")
+        rows = [[c["stage"], c["description"], f"{c['score']:.3f}",
+                 "best" if c["config"] == search["best"] else ""] for c in search["candidates"]]
+        out[model] = (caption, rows)
+    return out
+
+
 def disagreements(report: Report) -> list[dict]:
     """Test examples where the fine-tuned model and the best prompting approach disagree."""
-    fine = report.results[-1]
-    prompts = [r for r in report.results if r.kind == "prompt"]
-    best = max(prompts, key=lambda r: r.score)
+    fine, best = report.fine_tuned, report.best_prompt
     out = []
     for i, (a, b) in enumerate(zip(best.predictions, fine.predictions)):
         if a != b:
@@ -68,20 +100,26 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _notes(report: Report) -> list[str]:
+    return [f"{r.name}: {note}" for r in report.results for note in r.notes]
+
+
 def write_report(report: Report, run_dir: Path) -> None:
     out = report.out
-    figures: dict[str, Path] = {"Learning curve (fine-tune)": out / "loss.png",
+    figures: dict[str, Path] = {"Loss curve of the fine-tune (training and validation)":
+                                out / "loss.png",
                                 "Total cost against requests served": out / "cost.png"}
     if (run_dir / "loss.png").is_file():
         shutil.copyfile(run_dir / "loss.png", out / "loss.png")
     task = report.task["task"]
     if task == "classification":
-        fine = report.results[-1]
+        fine = report.fine_tuned
         plot_confusion(fine.metrics["confusion"], out / "confusion.png",
                        f"{fine.name}: confusion matrix on the test split")
         figures["Confusion matrix (fine-tuned)"] = out / "confusion.png"
     elif task == "ner":
-        plot_per_type({r.name: r.metrics["per_type"] for r in report.results}, out / "per_type_f1.png")
+        plot_per_type({r.name: r.metrics["per_type"] for r in report.results},
+                      out / "per_type_f1.png")
         figures["Entity F1 per type"] = out / "per_type_f1.png"
     figures = {k: v for k, v in figures.items() if v.is_file()}
 
@@ -93,33 +131,52 @@ def write_report(report: Report, run_dir: Path) -> None:
     examples = disagreements(report)
     openai_rows = [[name, c.where, f"{c.per_1k_requests_usd:.4f}", f"{c.one_off_usd:.2f}"]
                    for name, c in report.openai_costs.items()]
+    paybacks = payback_rows(report)
+    searches = search_rows(report)
+    t = report.training
     md = ["# tunesmith report: prompt it or fine-tune it?\n",
-          (f"Task **{task}** ({len(report.task['labels'])} labels) · model `{report.model}` · "
-          f"{report.n_train} training / {report.n_test} test examples · {report.created}\n"),
+          (f"Task **{task}** ({len(report.task['labels'])} labels) · fine-tuned `{report.model}` "
+           f"· prompted {', '.join(f'`{m}`' for m in report.prompt_models)} · "
+           f"{report.n_train} training / {report.n_test} test examples · {report.created}\n"),
           f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",
           f"Rule: {rec.rule}\n", "## Approaches on the test split\n", _md_table(header, rows),
-          (f"\nCosts are self-hosted on `{report.hardware}` from measured latency (batched) and "
-          f"training time; prices as of {report.prices_as_of}."),
-          (f" Fine-tuning pays back against the best prompt after "
-           f"{report.break_even_requests:,.0f} requests.\n" if report.break_even_requests
-           else " Fine-tuning does not pay back on cost alone at these figures.\n"),
-          (f"## Differences to {rec.comparisons[0].best if rec.comparisons else ''} "
-          "(95% paired bootstrap)\n"),
-          _md_table(["approach", "difference", "95% interval", "significant"], diffs),
-          "\n## The same requests at OpenAI's list prices (reference)\n",
-          _md_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows),
-          (f"\nFine-tune: {report.training['epochs']} epochs, {report.training['steps']} steps, "
-          f"{report.training['trained_tokens']:,} tokens in {report.training['seconds']:.0f} s; "
-          f"validation loss {report.training['initial_valid_loss'] or float('nan'):.4f} -> "
-          f"{report.training['final_valid_loss'] or float('nan'):.4f}.\n")]
+          "\n" + _cost_words(report) + "\n",
+          "## When fine-tuning pays back\n",
+          _md_table(["comparison", "prompting runs on", "the fine-tune costs less"], paybacks)]
+    for caption, rows_ in searches.values():
+        md += ["\n## The prompt, chosen on the validation split\n", caption + "\n",
+               _md_table(["stage", "configuration", "validation score", ""], rows_)]
+    md += [(f"\n## Differences to {rec.comparisons[0].best if rec.comparisons else ''} "
+            "(95% paired bootstrap)\n"),
+           _md_table(["approach", "difference", "95% interval", "significant"], diffs),
+           "\n## The same requests at OpenAI's list prices (reference)\n",
+           _md_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows),
+           (f"\nFine-tune: {t['epochs']} epochs, {t['steps']} steps, {t['trained_tokens']:,} "
+            f"tokens in {t['seconds']:.0f} s; validation loss "
+            f"{t['initial_valid_loss'] or float('nan'):.4f} -> "
+            f"{t['final_valid_loss'] or float('nan'):.4f}.\n")]
+    notes = _notes(report)
+    if notes:
+        md += ["## Notes\n"] + [f"- {n}" for n in notes] + [""]
     if examples:
         keys = list(examples[0])
         md += ["## Examples where the approaches disagree\n",
                _md_table(keys, [[_show(e[k])[:120] for k in keys] for e in examples])]
     md += [f"\n![{name}]({path.name})" for name, path in figures.items()]
     write_text(out / "report.md", "\n".join(md) + "\n")
-    write_text(out / "report.html", _html(report, header, rows, diffs, openai_rows, examples,
-                                          figures))
+    write_text(out / "report.html", _html(report, header, rows, diffs, openai_rows, paybacks,
+                                          searches, notes, examples, figures))
+
+
+def _cost_words(report: Report) -> str:
+    rates = "; ".join(f"{m}: {v['prefill_tokens_per_s']:,.0f} prefill / "
+                      f"{v['decode_tokens_per_s']:,.0f} decode tokens/s"
+                      for m, v in report.throughput.items())
+    return (f"Self-hosted rows run on `{report.hardware}` and are priced from their tokens at the "
+            f"model's measured rates ({rates}), so the price does not move with the machine's "
+            f"load; latency is measured and shown beside. Endpoint rows are priced from the "
+            f"tokens the endpoint reported, at the price table's entry for the model. Prices as "
+            f"of {report.prices_as_of}.")
 
 
 def _html_table(header: list[str], rows: list[list[str]], highlight: str | None = None) -> str:
@@ -131,7 +188,8 @@ def _html_table(header: list[str], rows: list[list[str]], highlight: str | None 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _html(report, header, rows, diffs, openai_rows, examples, figures) -> str:
+def _html(report, header, rows, diffs, openai_rows, paybacks, searches, notes, examples,
+          figures) -> str:
     rec = report.recommendation
     imgs = "".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
@@ -142,11 +200,14 @@ def _html(report, header, rows, diffs, openai_rows, examples, figures) -> str:
         keys = list(examples[0])
         example_table = ("<h2>Examples where the approaches disagree</h2>"
                          + _html_table(keys, [[_show(e[k]) for k in keys] for e in examples]))
-    payback = (f"Fine-tuning pays back against the best prompt after "
-               f"<b>{report.break_even_requests:,.0f}</b> requests."
-               if report.break_even_requests else
-               "Fine-tuning does not pay back on cost alone at these figures.")
+    search_html = "".join(
+        f"<h2>The prompt, chosen on the validation split</h2><p>{html.escape(caption)}</p>"
+        + _html_table(["stage", "configuration", "validation score", ""], rows_)
+        for caption, rows_ in searches.values())
+    notes_html = ("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+                  + "</ul>") if notes else ""
     t = report.training
+    prompted = ", ".join(f"<code>{html.escape(m)}</code>" for m in report.prompt_models)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tunesmith report</title>
 <style>
@@ -158,21 +219,24 @@ th {{ background: #f3f3f3; }} tr.chosen td {{ background: #e8f4e8; font-weight: 
 .rule {{ color: #555; font-size: 13px; }} figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Prompt it or fine-tune it?</h1>
-<p>Task <b>{html.escape(report.task['task'])}</b> ({len(report.task['labels'])} labels) · model
-<code>{html.escape(report.model)}</code> · {report.n_train} training / {report.n_test} test
-examples · {html.escape(report.created)}</p>
+<p>Task <b>{html.escape(report.task['task'])}</b> ({len(report.task['labels'])} labels) ·
+fine-tuned <code>{html.escape(report.model)}</code> · prompted {prompted} · {report.n_train}
+training / {report.n_test} test examples · {html.escape(report.created)}</p>
 <div class="rec"><h2>Recommendation: {html.escape(rec.choice)}</h2><p>{html.escape(rec.reason)}</p>
 <p class="rule">Rule: {html.escape(rec.rule)}</p></div>
 <h2>Approaches on the test split</h2>
 {_html_table(header, rows, rec.choice)}
-<p>Costs: self-hosted on <code>{html.escape(report.hardware)}</code>, from measured latency
-(batched) and measured training time; prices as of {html.escape(report.prices_as_of)}. {payback}</p>
+<p>{html.escape(_cost_words(report))}</p>
+<h2>When fine-tuning pays back</h2>
+{_html_table(["comparison", "prompting runs on", "the fine-tune costs less"], paybacks)}
+{search_html}
 <h2>Differences to the best approach (95% paired bootstrap)</h2>
 {_html_table(["approach", "difference", "95% interval", "significant"], diffs)}
 <h2>The same requests at OpenAI's list prices (reference)</h2>
 {_html_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows)}
 <p>Fine-tune: {t['epochs']} epochs, {t['steps']} steps, {t['trained_tokens']:,} tokens in
 {t['seconds']:.0f} s.</p>
+{notes_html}
 {example_table}
 <h2>Figures</h2>{imgs}
 <script>

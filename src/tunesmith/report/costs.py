@@ -1,0 +1,48 @@
+"""Pricing every evaluated approach in one place (used by `compare` and `cost`).
+
+    prompting a model loaded here     self-hosted, from its tokens at the model's measured rates
+    prompting an endpoint model       the endpoint's usage tokens at its price table entry
+    a fine-tuned model                self-hosted like the first, plus the training time
+    any of them, as a reference       the same tokens at OpenAI's list prices (default model)
+"""
+
+from __future__ import annotations
+
+from tunesmith.cost import ApproachCost, endpoint, openai, self_hosted_tokens
+from tunesmith.endpoints.spec import is_endpoint
+from tunesmith.evaluation.runner import EvalResult
+from tunesmith.evaluation.throughput import Throughput
+from tunesmith.pricing import HardwarePrice, PriceTable
+
+
+def price_approaches(results: list[EvalResult], prices: PriceTable, hardware: HardwarePrice,
+                     throughput: dict[str, Throughput], *, training_seconds: float = 0.0,
+                     billed_tokens: int = 0, endpoints: dict[str, str] | None = None,
+                     ) -> tuple[dict[str, ApproachCost], dict[str, ApproachCost]]:
+    """(how each approach would run and cost, the same requests at OpenAI's list prices).
+
+    Args:
+        results: the evaluated approaches.
+        throughput: measured rates per model spec (`EvalResult.model`) run here.
+        training_seconds: measured training time, charged once to fine-tuned rows.
+        billed_tokens: training tokens x epochs, for the OpenAI reference of fine-tuned rows.
+        endpoints: `openai:NAME` -> the endpoint's URL, for the "runs on" column.
+    """
+    endpoints = endpoints or {}
+    costs, reference = {}, {}
+    default = prices.default_openai
+    for r in results:
+        ft = r.kind == "fine-tune"
+        if is_endpoint(r.model):
+            name = r.model.split(":", 1)[1]
+            costs[r.name] = endpoint(r.name, f"endpoint {endpoints.get(r.model, '')}".strip(),
+                                     r.prompt_tokens, r.completion_tokens,
+                                     prices.chat_price(name))
+        else:
+            costs[r.name] = self_hosted_tokens(
+                r.name, r.kind, r.prompt_tokens, r.completion_tokens, throughput[r.model],
+                hardware, scored=r.mode == "score", training_seconds=training_seconds if ft else 0,
+                latency_s=r.latency_s)
+        reference[r.name] = openai(r.name, r.kind, r.prompt_tokens, r.completion_tokens,
+                                   default, billed_tokens if ft else 0)
+    return costs, reference

@@ -1,0 +1,74 @@
+"""`Report`: everything `compare` measured, as one object that `render.py` writes out and
+`report.json` serialises (kept apart from both, so neither imports the other)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunesmith.cost import ApproachCost
+from tunesmith.evaluation.runner import EvalResult
+from tunesmith.report.recommend import Recommendation
+
+
+@dataclass
+class Report:
+    task: dict
+    """task.json: task, labels, system."""
+    data: str
+    model: str
+    """The model fine-tuned."""
+    prompt_models: list[str]
+    """The models prompted (the fine-tuned model's base by default; `openai:NAME` endpoints)."""
+    n_test: int
+    n_train: int
+    results: list[EvalResult]
+    """Every approach on the same test examples; the fine-tuned one last."""
+    costs: dict[str, ApproachCost]
+    """How each approach runs and what it costs: self-hosted here, or at its endpoint."""
+    openai_costs: dict[str, ApproachCost]
+    """The same requests at OpenAI's list prices (a reference)."""
+    break_even: dict[str, float | None]
+    """Per prompting approach: requests after which the fine-tuned model has cost less."""
+    recommendation: Recommendation
+    training: dict
+    hardware: str
+    prices_as_of: str
+    out: Path
+    throughput: dict = field(default_factory=dict)
+    """Model spec -> its measured prefill/decode rates (`Throughput.to_dict()`)."""
+    prompt_searches: dict = field(default_factory=dict)
+    """Prompted model -> the validation search behind its `best prompt` row."""
+    requests_per_month: int = 0
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+
+    @property
+    def fine_tuned(self) -> EvalResult:
+        return self.results[-1]
+
+    @property
+    def best_prompt(self) -> EvalResult:
+        return max((r for r in self.results if r.kind == "prompt"), key=lambda r: r.score)
+
+    @property
+    def break_even_requests(self) -> float | None:
+        """Against the best prompting approach."""
+        return self.break_even.get(self.best_prompt.name)
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task["task"], "labels": self.task["labels"], "system": self.task["system"],
+            "data": self.data, "model": self.model, "prompt_models": self.prompt_models,
+            "n_test": self.n_test, "n_train": self.n_train, "created": self.created,
+            "hardware": self.hardware, "prices_as_of": self.prices_as_of,
+            "throughput": self.throughput,
+            "approaches": [{**r.to_dict(), "cost": self.costs[r.name].to_dict(),
+                            "openai_cost": self.openai_costs[r.name].to_dict()}
+                           for r in self.results],
+            "break_even_requests": self.break_even,
+            "requests_per_month": self.requests_per_month,
+            "prompt_searches": self.prompt_searches,
+            "recommendation": self.recommendation.to_dict(),
+            "training": self.training,
+        }
