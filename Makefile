@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup browser demo test test-slow test-fuzz test-all bench clean
+.PHONY: setup browser demo test test-slow test-fuzz test-interop test-all bench clean
 
 setup: $(STAMP)
 
@@ -32,16 +32,26 @@ browser:
 	  echo "warning: could not install chromium; the report rendering test will be skipped")
 
 test: setup browser
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not interop"
 
 test-slow: setup test-fuzz
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m "slow and not interop"
 
 # The readers and the API fuzzed longer than `make test` does (~2,000 cases per reader
 # property, 300 per API operation and mode; a few minutes).
 test-fuzz: setup
 	TUNESMITH_FUZZ_EXAMPLES=2000 TUNESMITH_API_FUZZ_EXAMPLES=300 \
 	  $(PY) -m pytest -q tests/cli/test_fuzz_data_cli.py tests/serve/test_fuzz_api.py
+
+# llama.cpp's own OpenAI-compatible server (llama-cpp-python[server]) serving the GGUF that
+# `tunesmith export` writes. The wheel compiles llama.cpp with the machine's cmake and gcc once
+# (4 min 19 s on this 2-core machine) and is kept in .cache/wheels.
+LLAMA_CPP := llama-cpp-python==0.3.36
+test-interop: setup
+	ls .cache/wheels/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  $(PIP) wheel --no-deps -w .cache/wheels '$(LLAMA_CPP)'
+	$(PIP) install -q "$$(ls .cache/wheels/llama_cpp_python-*.whl | head -1)[server]"
+	$(PY) -m pytest -q -m interop
 
 test-all: setup
 	$(PY) -m pytest -q
