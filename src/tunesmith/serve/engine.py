@@ -17,6 +17,7 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +56,9 @@ class Engine:
     each row is retried alone so the failure stays with the row that caused it.
     """
 
-    def __init__(self, max_batch: int = 16, max_loaded: int = 4, *, start: bool = True) -> None:
-        self.max_batch, self.max_loaded = max_batch, max_loaded
+    def __init__(self, max_batch: int = 16, max_loaded: int = 4, *, start: bool = True,
+                 gather_s: float = 0.02) -> None:
+        self.max_batch, self.max_loaded, self.gather_s = max_batch, max_loaded, gather_s
         self._queue: queue.Queue[Row] = queue.Queue()
         self._bases: OrderedDict[str, tuple] = OrderedDict()  # base folder -> (model, tokenizer)
         self._adapters: dict[str, str] = {}  # adapter folder -> base folder it is loaded on
@@ -136,17 +138,25 @@ class Engine:
         self._queue.put(row)
 
     def _loop(self) -> None:
+        concurrent = False
         while True:
             batch = [self._queue.get()]
             held = []
-            while len(batch) < self.max_batch:  # everything already waiting for the same model
+            # Everything waiting for the same model and, while several clients are busy (the
+            # last batch had more than one row), what arrives within `gather_s`: a client that
+            # sends its next request as soon as its last answer arrives would otherwise meet a
+            # batch started a few milliseconds earlier with one row, and wait for all of it. A
+            # lone client never waits.
+            deadline = time.monotonic() + (self.gather_s if concurrent else 0.0)
+            while len(batch) < self.max_batch:
                 try:
-                    row = self._queue.get_nowait()
+                    row = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 (batch if row.key == batch[0].key else held).append(row)
             for row in held:
                 self._queue.put(row)
+            concurrent = len(batch) > 1
             batch = [row for row in batch if not row.cancelled.is_set()]  # clients gone
             if not batch:
                 continue
