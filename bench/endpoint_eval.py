@@ -4,7 +4,9 @@ embedded model, with 8 requests in flight against 1, in one run (no response cac
     python bench/endpoint_eval.py [--examples 64] [--data ../shared/data/sst2/chat]
 
 Prints examples/s per concurrency and mode, the accuracy each reached (the same requests, so it
-must not change with concurrency beyond bf16 batch-shape noise), and the ratio.
+must not change with concurrency beyond bf16 batch-shape noise), and the ratio. Then, for the
+same examples, how often the endpoint's first-token scoring (`top_logprobs`) picks the label the
+in-process model's whole-label scoring (end-of-turn included) picks.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def main() -> None:
             print(f"{len(test)} {td.spec.task} examples from {args.data}, {args.model} served by "
                   "tunesmith serve (max batch 16) on this machine, no response cache")
             print(f"{'mode':9} {'concurrency':>11} {'examples/s':>10} {'accuracy':>8}")
-            rates = {}
+            rates, scored = {}, None
             for mode in ("generate", "score"):
                 for concurrency in (1, 8):
                     client = EndpointClient(endpoint, concurrency=concurrency, cache=None)
@@ -67,6 +69,7 @@ def main() -> None:
                     result = evaluate(backend, test, td.spec, mode=mode)
                     rate = len(test) / (time.perf_counter() - start)
                     rates[mode, concurrency] = rate
+                    scored = result if mode == "score" else scored
                     print(f"{mode:9} {concurrency:11} {rate:10.2f} "
                           f"{result.metrics.get('accuracy', result.score):8.3f}", flush=True)
             for mode in ("generate", "score"):
@@ -74,6 +77,15 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+    from tunesmith.evaluation.backends import LocalBackend
+    from tunesmith.modeling import load_for_inference
+
+    model, tokenizer = load_for_inference(args.model)
+    local = evaluate(LocalBackend(model, tokenizer), test, td.spec, mode="score")
+    agree = sum(a == b for a, b in zip(scored.predictions, local.predictions))
+    print(f"endpoint first-token scoring picks the in-process whole-label choice on {agree} of "
+          f"{len(test)} examples (accuracy {scored.metrics['accuracy']:.3f} vs "
+          f"{local.metrics['accuracy']:.3f}); {scored.notes or 'every example decided by scores'}")
 
 
 def _wait(base: str, timeout: float = 180) -> None:

@@ -56,10 +56,13 @@ class TrainConfig:
     warmup_ratio: float = 0.05
     """Fraction of the optimizer steps spent warming the learning rate up from 0."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping threshold (global L2 norm); 0 disables clipping."""
     lora_r: int = 16
+    """LoRA rank: the adapters' inner dimension."""
     lora_alpha: int = 32
+    """LoRA scaling numerator: the adapters' output is scaled by alpha / r."""
     lora_dropout: float = 0.0
     """Dropout on the adapters' input. 0 by default (as torchtune's and Unsloth's recipes): with
     dropout PEFT copies every adapted layer's input, which costs ~35% of a CPU training step."""
@@ -74,6 +77,7 @@ class TrainConfig:
     eval_examples: int = 32
     """Size of that small validation batch (the full validation set is used at each epoch end)."""
     seed: int = 0
+    """Seeds the model's new weights, dropout and the data order (0 to 2**32 - 1)."""
     device: str = "auto"
     """`auto`, `cpu`, `cuda`, `cuda:1`, ..."""
     quiet: bool = False
@@ -100,6 +104,14 @@ class TrainConfig:
                             f"--max-seq-len ({self.max_seq_len})")
         if not 0 <= self.warmup_ratio < 1:
             problems.append("--warmup-ratio must be in [0, 1)")
+        for name in ("weight_decay", "max_grad_norm"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                problems.append(f"--{name.replace('_', '-')} must be a non-negative number")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+            problems.append("--seed must be an integer from 0 to 4294967295")
+        if self.eval_every < 0 or self.eval_examples < 1:
+            problems.append("--eval-every must be >= 0 and --eval-examples >= 1")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
             problems.append("--lora-r must be >= 1, --lora-alpha > 0, --lora-dropout in [0, 1)")
         if self.precision not in ("auto", "fp32", "bf16"):

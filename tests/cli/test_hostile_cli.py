@@ -112,10 +112,6 @@ def test_cost_plot_cannot_replace_the_data(tmp_path, capsys):
     (["data", "check", "f", "--max-seq-len", "0"], "--max-seq-len"),
     (["data", "prepare", "f", "--task", "chat", "--out", "o", "--val", "1.5"], "--val"),
     (["data", "prepare", "f", "--task", "chat", "--out", "o", "--test", "nan"], "--test"),
-    (["train", "--train", "f", "--lr", "inf"], "--lr"),
-    (["train", "--train", "f", "--max-seq-len", "0"], "--max-seq-len"),
-    (["train", "--train", "f", "--seed", str(2**40)], "--seed"),
-    (["train", "--train", "f", "--weight-decay", "-1"], "--weight-decay"),
     (["cost", "--data", "d", "--requests-per-month", "-1"], "--requests-per-month"),
     (["serve", "--port", "99999"], "--port"),
     (["serve", "--port", "0"], "--port"),
@@ -128,6 +124,27 @@ def test_out_of_range_arguments_exit_2_naming_the_flag(capsys, argv, flag):
         main(argv)
     _, err = capsys.readouterr()
     assert e.value.code == 2 and f"argument {flag}" in err, err
+
+
+@pytest.mark.parametrize("flag,value", [("--lr", "inf"), ("--lr", "nan"), ("--max-seq-len", "0"),
+                                        ("--seed", str(2**40)), ("--weight-decay", "-1"),
+                                        ("--eval-every", "-2"), ("--lora-dropout", "1.5")])
+def test_train_values_out_of_range_exit_2_naming_the_flag(capsys, tmp_path, flag, value):
+    """Train's flags come from TrainConfig; its checks (the same for a config file or a job
+    request) name the flag."""
+    code, _, err = _run(capsys, "train", "--train", tmp_path / "none.jsonl", flag, value)
+    assert code == 2 and flag in err, err
+
+
+def test_every_train_config_field_is_a_flag():
+    import dataclasses
+
+    from tunesmith.cli.train import DATA_FIELDS, GROUPS
+    from tunesmith.config import TrainConfig
+
+    flagged = [name for names in GROUPS.values() for name in names]
+    assert sorted(flagged + list(DATA_FIELDS)) == sorted(f.name for f in
+                                                         dataclasses.fields(TrainConfig))
 
 
 def test_serve_checks_before_it_announces(tmp_path, capsys, tiny_model_dir):

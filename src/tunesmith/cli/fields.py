@@ -1,0 +1,96 @@
+"""Command-line flags built from a typed config dataclass (as litgpt builds its CLI from
+`TrainArgs`): the field's name is the flag, its type the parser, its docstring the help, its
+default the default. The dataclass's `__post_init__` checks the values, so a flag and the same
+key in a config file or an API request are checked by one piece of code.
+
+    max_seq_len: int = 1024
+    \"\"\"Tokens per example; longer examples are truncated ...\"\"\"
+      -> --max-seq-len N   Tokens per example; longer examples are truncated ... (default: 1024)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import itertools
+import textwrap
+import types
+import typing
+from collections.abc import Callable
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The docstring under each annotated attribute of `cls` and its bases."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+        for node, after in itertools.pairwise(body):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _parser(hint) -> tuple[Callable[[str], object] | None, list | None]:
+    """(type function, choices) for a field's type hint."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return None, list(args)
+    if origin in (typing.Union, types.UnionType):
+        literals = [a for a in args if typing.get_origin(a) is typing.Literal]
+        plain = [a for a in args if a not in literals and a is not type(None)]
+        words = [v for lit in literals for v in typing.get_args(lit)]
+        base = plain[0] if plain else str
+
+        def parse(text: str, base=base, words=words):
+            if text in words:
+                return text
+            try:
+                return base(text)
+            except ValueError:
+                expected = " or ".join([*map(repr, words), base.__name__])
+                raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+        return parse, None
+    return hint, None
+
+
+def add_fields(group, cls: type, names: list[str], *,
+               flags: dict[str, str] | None = None) -> None:
+    """Add a flag per field in `names` of the dataclass `cls` to `group`.
+
+    Args:
+        flags: field -> flag, where the flag is not `--field-name`.
+    """
+    flags = flags or {}
+    hints = typing.get_type_hints(cls)
+    docs = attribute_docs(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in names:
+        f = fields[name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = docs.get(name, "").replace("%", "%%")
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        if hints[name] is bool:
+            if default:
+                group.add_argument(flags.get(name, "--no-" + name.replace("_", "-")), dest=name,
+                                   action="store_false", help=help_text)
+            else:
+                group.add_argument(flag, dest=name, action="store_true", help=help_text)
+            continue
+        parse, choices = _parser(hints[name])
+        shown = f" (default: {default})" if default not in (None, "") else ""
+        group.add_argument(flag, dest=name, type=parse, choices=choices, default=default,
+                           metavar=None if choices else name.upper().split("_")[-1],
+                           help=help_text + shown.replace("%", "%%"))
+
+
+def field_values(args: argparse.Namespace, names: list[str]) -> dict:
+    return {name: getattr(args, name) for name in names}
