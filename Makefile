@@ -61,6 +61,7 @@ bench: setup
 	$(PY) bench/model_load.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/eval_speed.py
+	$(PY) bench/endpoint_eval.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .hypothesis

@@ -84,7 +84,7 @@ def test_compare_writes_the_report_files(tiny_report):
     md = (out / "report.md").read_text()
     assert "Recommendation" in md and "| zero-shot |" in md
     assert "## The prompt, chosen on the validation split" in md
-    assert "## When fine-tuning pays back" in md and "Loss curve" in md
+    assert "## When fine-tuning (fine-tuned (lora)) pays back" in md and "Loss curve" in md
     assert "Learning curve" not in md
 
 

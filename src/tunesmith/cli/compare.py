@@ -91,8 +91,8 @@ def render_summary(report: Report) -> str:
               f"{', '.join(report.prompt_models)} · {report.n_train} train / {report.n_test} "
               "test examples"), table(rows, header), "",
              f"Recommendation: {rec.choice}", f"  {rec.reason}"]
-    for comparison, _, when in payback_rows(report):
-        lines.append(f"  {comparison}: the fine-tune costs less in total {when}")
+    for name, _, when in payback_rows(report):
+        lines.append(f"  against {name}, fine-tuning pays back {when}")
     for model, search in report.prompt_searches.items():
         lines.append(f"  best prompt for {model} (chosen on {search['examples']} validation "
                      f"examples): {search['best_description']}")

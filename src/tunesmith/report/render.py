@@ -42,23 +42,26 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+PAYBACK_HEADER = ["prompting approach", "runs on", "fine-tuning pays back"]
+
+
 def payback_rows(report: Report) -> list[list[str]]:
-    """Per prompting approach: when the fine-tuned model has cost less in total."""
-    fine = report.fine_tuned.name
+    """Per prompting approach: after how many requests the fine-tune has cost less in total."""
     rows = []
     for name, requests in report.break_even.items():
         c = report.costs[name]
         if not c.known:
-            when = "unknown: the prompted model has no price (name it with --prices)"
+            when = "unknown (the prompted model has no price; name it with --prices)"
         elif requests is None:
-            when = "never: prompting costs less per request"
+            when = "never (the fine-tune costs no less per request)"
         else:
             when = f"after {requests:,.0f} requests"
             if report.requests_per_month:
-                when += (f" ({requests / report.requests_per_month:.1f} months at "
-                         f"{report.requests_per_month:,}/month)")
+                months = requests / report.requests_per_month
+                span = f"{months:.1f} months" if months >= 1 else f"{30 * months:.1f} days"
+                when += f" ({span} at {report.requests_per_month:,}/month)"
         rows.append([name, c.where, when])
-    return [[f"{fine} vs {n}", w, t] for n, w, t in rows]
+    return rows
 
 
 def search_rows(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
@@ -141,8 +144,8 @@ def write_report(report: Report, run_dir: Path) -> None:
           f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",
           f"Rule: {rec.rule}\n", "## Approaches on the test split\n", _md_table(header, rows),
           "\n" + _cost_words(report) + "\n",
-          "## When fine-tuning pays back\n",
-          _md_table(["comparison", "prompting runs on", "the fine-tune costs less"], paybacks)]
+          f"## When fine-tuning ({report.fine_tuned.name}) pays back\n",
+          _md_table(PAYBACK_HEADER, paybacks)]
     for caption, rows_ in searches.values():
         md += ["\n## The prompt, chosen on the validation split\n", caption + "\n",
                _md_table(["stage", "configuration", "validation score", ""], rows_)]
@@ -227,8 +230,8 @@ training / {report.n_test} test examples · {html.escape(report.created)}</p>
 <h2>Approaches on the test split</h2>
 {_html_table(header, rows, rec.choice)}
 <p>{html.escape(_cost_words(report))}</p>
-<h2>When fine-tuning pays back</h2>
-{_html_table(["comparison", "prompting runs on", "the fine-tune costs less"], paybacks)}
+<h2>When fine-tuning ({html.escape(report.fine_tuned.name)}) pays back</h2>
+{_html_table(PAYBACK_HEADER, paybacks)}
 {search_html}
 <h2>Differences to the best approach (95% paired bootstrap)</h2>
 {_html_table(["approach", "difference", "95% interval", "significant"], diffs)}
