@@ -143,14 +143,20 @@ def test_openai_itself_needs_a_key(capsys, home, task_dir, monkeypatch):
 assert "key-alpha" in KEYS  # the server's keys file gives SECRET to project alpha
 
 
-def test_ner_and_chat_through_the_endpoint(capsys, home, server, tiny_model_dir):
+def test_ner_and_chat_through_the_endpoint(capsys, home, server, tiny_model_dir, tmp_path):
     endpoint = ["--base-url", server.url, "--api-key-env", "TEST_ENDPOINT_KEY"]
     code, ner, _ = _eval(capsys, f"openai:{tiny_model_dir}", ASSETS / "ner_tiny.jsonl",
                          *endpoint)
     assert code == 0 and ner["task"] == "ner" and ner["mode"] == "generate"
     assert ner["invalid"] == ner["n"]  # a random model writes no JSON list: counted, not dropped
     assert {"precision", "recall", "f1", "per_type"} <= set(ner["metrics"])
-    code, chat, _ = _eval(capsys, f"openai:{tiny_model_dir}", ASSETS / "completion_tiny.jsonl",
-                          *endpoint)
+    answers = ["Paris is the capital of France and its largest city.",
+               "Water boils at one hundred degrees Celsius at sea level.",
+               "Photosynthesis turns light, water and carbon dioxide into sugar."]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": a}]})
+        + "\n" for i, a in enumerate(answers)))
+    code, chat, _ = _eval(capsys, f"openai:{tiny_model_dir}", tmp_path / "chat.jsonl",
+                          *endpoint, "--max-examples", "3")
     assert code == 0 and chat["task"] == "chat" and "loss" not in chat["metrics"]
     assert 0 <= chat["metrics"]["token_f1"] <= 1 and "no loss/perplexity" in chat["notes"][0]
