@@ -19,6 +19,7 @@ from tunesmith.hparams import auto_batch_size, auto_epochs, auto_learning_rate
 from tunesmith.modeling import DEFAULT_MODEL
 
 Method = Literal["lora", "full"]
+Head = Literal["lm", "classifier", "token"]
 Precision = Literal["auto", "fp32", "bf16"]
 Schedule = Literal["cosine", "linear", "constant"]
 
@@ -37,6 +38,10 @@ class TrainConfig:
     """Base model spec (alias, .gguf, local folder or hub id)."""
     method: Method = "lora"
     """`lora` trains low-rank adapters (PEFT); `full` trains every weight."""
+    head: Head = "lm"
+    """What the model learns to output: `lm` the answer as text (any task); `classifier` one
+    label per example from the last prompt token (classification); `token` a BIO tag per word
+    (NER)."""
     epochs: int | Literal["auto"] = "auto"
     """Passes over the training data; auto follows OpenAI's rule (3, scaled for tiny/huge sets)."""
     batch_size: int | Literal["auto"] = "auto"
@@ -114,6 +119,8 @@ class TrainConfig:
             problems.append("--eval-every must be >= 0 and --eval-examples >= 1")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
             problems.append("--lora-r must be >= 1, --lora-alpha > 0, --lora-dropout in [0, 1)")
+        if self.head not in ("lm", "classifier", "token"):
+            problems.append("--head must be lm, classifier or token")
         if self.precision not in ("auto", "fp32", "bf16"):
             problems.append("--precision must be auto, fp32 or bf16")
         if self.schedule not in ("cosine", "linear", "constant"):
@@ -151,7 +158,8 @@ class ResolvedConfig(TrainConfig):
     auto: list[str] = field(default_factory=list)
     """Which fields were "auto" before resolving."""
 
-    RUN_DEFINING = ("train_file", "val_file", "model", "method", "epochs", "batch_size", "lr",
+    RUN_DEFINING = ("train_file", "val_file", "model", "method", "head", "epochs", "batch_size",
+                    "lr",
                     "max_seq_len", "pack", "schedule", "warmup_ratio", "weight_decay",
                     "max_grad_norm", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
                     "seed", "n_train")

@@ -92,7 +92,7 @@ def resolve_model(spec: str | None) -> ModelRef:
         if not path.is_file():
             raise ModelError(f"model '{spec}': {path} is missing from the installed package.")
         return ModelRef(spec, "alias", str(path))
-    path = Path(spec).expanduser()
+    path = Path(run_final_dir(spec)).expanduser()  # a run folder stands for its final/
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise ModelError(f"model '{spec}': no such GGUF file.")

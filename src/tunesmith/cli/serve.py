@@ -53,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tunesmith.jobs.store import open_store
-    from tunesmith.modeling import DEFAULT_MODEL, resolve_model
+    from tunesmith.modeling import DEFAULT_MODEL, resolve_model, run_final_dir
     from tunesmith.outputs import check_parent
     from tunesmith.serve.app import create_app
     from tunesmith.serve.deps import ServeSettings, read_keys
     from tunesmith.serve.engine import Engine
+    from tunesmith.training.objectives import head_of
 
     home = check_parent(Path(args.home).expanduser(), "--home").resolve()
     if home.exists() and not home.is_dir():
@@ -66,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
     models = args.models or [DEFAULT_MODEL]
     for spec in models:
         resolve_model(spec)  # a --model that does not exist stops us before we listen
+        head = head_of(run_final_dir(spec))
+        if head is not None:
+            raise UsageError(f"--model {spec} was fine-tuned with a {head[0]} head: it answers "
+                             "with labels, not chat messages, so serve does not offer it. Use "
+                             "`tunesmith eval --model` on it, or load its final/ with transformers' "
+                             "AutoPeftModelFor" + ("SequenceClassification" if head[0] == "classifier"
+                                                  else "TokenClassification") + ".")
     listener = _listen(args.host, args.port)
     home.mkdir(parents=True, exist_ok=True)
     settings = ServeSettings(home, keys, int(args.max_upload_mb * 1024 * 1024), models,

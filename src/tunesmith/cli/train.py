@@ -11,7 +11,7 @@ from tunesmith.config import TrainConfig
 from tunesmith.errors import UsageError
 
 GROUPS = {
-    "model and method": ["model", "method", "lora_r", "lora_alpha", "lora_dropout",
+    "model and method": ["model", "method", "head", "lora_r", "lora_alpha", "lora_dropout",
                          "lora_targets"],
     "hyperparameters ('auto' follows OpenAI's rules scaled to the data)": [
         "epochs", "batch_size", "lr", "lr_multiplier", "schedule", "warmup_ratio",

@@ -117,6 +117,84 @@ class LocalBackend:
         return total / max(count, 1)
 
 
+class HeadBackend:
+    """A model tunesmith fine-tuned with a task head (`train --head classifier|token`).
+
+    Classifier: label scores are the head's log-probabilities at the prompt's last token, one
+    forward pass per example (plain transformers' last-token pooling). Token head: the "answer"
+    is the JSON entity list decoded from each word's predicted BIO tag, so the NER task scores
+    it with the same metric code as generated answers. Neither generates a token.
+    """
+
+    def __init__(self, model, tokenizer, head: str, head_labels: list[str], name: str = "",
+                 batch_size: int = 16) -> None:
+        self.model, self.tokenizer, self.head = model, tokenizer, head
+        self.head_labels, self.name, self.batch_size = head_labels, name, batch_size
+        self.context = getattr(model.config, "max_position_embeddings", None)
+
+    def _logits(self, rows: list[list[int]]):
+        """Head logits per row, (rows, classes) or (rows, tokens, classes), in batches."""
+        import torch
+
+        device = next(self.model.parameters()).device
+        pad = self.tokenizer.pad_token_id or 0
+        out = []
+        for first in range(0, len(rows), self.batch_size):
+            batch = rows[first:first + self.batch_size]
+            width = max(map(len, batch))
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, row in enumerate(batch):  # right padding: last-token pooling skips it
+                ids[r, :len(row)], mask[r, :len(row)] = torch.tensor(row), 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)
+                                    ).logits.float().log_softmax(-1).cpu()
+            out += list(logits)
+        return out
+
+    def label_scores(self, conversations: list[list[dict]], labels: list[str], *,
+                     offsets: np.ndarray | None = None, exhaustive: bool = False) -> LabelScores:
+        from tunesmith.training.objectives import prompt_ids
+
+        if self.head != "classifier":
+            raise ValueError("label scores need a classifier head")
+        rows = [prompt_ids(self.tokenizer, c) for c in conversations]
+        scores = np.full((len(rows), len(labels)), -np.inf)
+        index = {label: i for i, label in enumerate(self.head_labels)}
+        for r, logits in enumerate(self._logits(rows)):
+            for j, label in enumerate(labels):
+                if label in index:
+                    scores[r, j] = float(logits[index[label]])
+        if offsets is not None:
+            scores -= offsets
+        return LabelScores(scores, list(map(len, rows)), [0] * len(rows), method="classifier head")
+
+    def generate(self, conversations: list[list[dict]], max_new_tokens: int) -> list[Generated]:
+        from tunesmith.training.objectives import entities_from_tags, word_ids
+
+        if self.head == "classifier":
+            scored = self.label_scores(conversations, self.head_labels)
+            return [Generated(self.head_labels[int(row.argmax())], n, 0, "stop")
+                    for row, n in zip(scored.scores, scored.prompt_tokens)]
+        out, rows, words_of, starts_of = [], [], [], []
+        for convo in conversations:
+            words = convo[-1]["content"].split(" ")
+            ids, starts = word_ids(self.tokenizer, convo, words)
+            rows.append(ids)
+            words_of.append(words)
+            starts_of.append(starts)
+        for logits, words, starts, ids in zip(self._logits(rows), words_of, starts_of, rows):
+            tags = [self.head_labels[int(logits[s].argmax())] for s in starts]
+            out.append(Generated(entities_from_tags(words, tags), len(ids), 0, "stop"))
+        return out
+
+    def answer_room(self, labels: list[str]) -> int:
+        return 0
+
+    def reference_loss(self, conversations: list[list[dict]], answers: list[str]) -> None:
+        return None
+
+
 class EndpointBackend:
     """A chat model behind an OpenAI-compatible endpoint (`openai:NAME`).
 
@@ -232,7 +310,12 @@ def open_backend(spec: str, *, base_url: str | None = None, api_key_env: str | N
         client = EndpointClient(endpoint, concurrency=concurrency, cache=ResponseCache(),
                                 use_cache=use_cache)
         return EndpointBackend(client, seed=seed)
-    from tunesmith.modeling import load_for_inference
+    from tunesmith.modeling import load_for_inference, run_final_dir
+    from tunesmith.training.objectives import head_of, load_head_model
 
+    head = head_of(run_final_dir(spec))
+    if head is not None:
+        model, tokenizer = load_head_model(run_final_dir(spec))
+        return HeadBackend(model, tokenizer, head[0], head[1], spec, batch_size)
     model, tokenizer = load_for_inference(spec)
     return LocalBackend(model, tokenizer, spec, batch_size)

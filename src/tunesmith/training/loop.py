@@ -31,10 +31,10 @@ from tunesmith.config import ResolvedConfig, TrainConfig, load_config
 from tunesmith.data.examples import Example
 from tunesmith.data.formats import read_dataset
 from tunesmith.data.packing import micro_batches
-from tunesmith.data.render import Tokenized, tokenize_example
+from tunesmith.data.render import Tokenized
 from tunesmith.data.taskfile import read_task
 from tunesmith.errors import InvalidDataError, UsageError
-from tunesmith.modeling import load_model, load_tokenizer, model_dir, resolve_model
+from tunesmith.modeling import load_tokenizer, model_dir, resolve_model
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.training import allocator
 from tunesmith.training import distributed as D
@@ -46,8 +46,8 @@ from tunesmith.training.checkpoint import (
     save_checkpoint,
 )
 from tunesmith.training.hooks import TrainHooks, TrainingStopped
-from tunesmith.training.loss import CausalLMLoss
 from tunesmith.training.methods import PREPARE, save_weights
+from tunesmith.training.objectives import objective_for, write_head_base
 from tunesmith.training.records import MetricsLog, plot_loss, write_results_csv
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,17 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     np.random.seed(config.seed)
 
     # ---- data: examples -> tokens with the loss mask --------------------------------------
+    if resolve_model(config.model).is_adapter:
+        raise UsageError(f"--model {config.model} is a LoRA adapter; training on top of one is "
+                         "not supported yet. Merge it first (`tunesmith export "
+                         f"{config.model} --format hf --merge --out MERGED`) and train on MERGED.")
     tokenizer = load_tokenizer(config.model)
-    train_items = _tokenize(tokenizer, _examples(config.train_file), config.max_seq_len, "train")
-    val_items = (_tokenize(tokenizer, _examples(config.val_file), config.max_seq_len, "validation")
-                 if config.val_file else [])
+    train_examples = _examples(config.train_file)
+    objective = objective_for(config.head, read_task(Path(config.train_file).parent),
+                              train_examples)
+    train_items = _tokenize(objective, tokenizer, train_examples, config.max_seq_len, "train")
+    val_items = (_tokenize(objective, tokenizer, _examples(config.val_file), config.max_seq_len,
+                           "validation") if config.val_file else [])
     cfg = config.resolve(len(train_items))
     _log_resolved(cfg)
     hooks.on_start(dataclasses.asdict(cfg))
@@ -112,8 +119,8 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     # the memory, and no fp32->bf16 cast of every weight in every forward pass. The adapters
     # (and full fine-tuning's weights) stay fp32, as AdamW needs.
     frozen_bf16 = bf16 and cfg.method == "lora"
-    model = load_model(config.model, device=info.device,
-                       dtype=torch.bfloat16 if frozen_bf16 else None)
+    model = objective.load(config.model, device=info.device,
+                           dtype=torch.bfloat16 if frozen_bf16 else None)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -121,7 +128,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
-    loss_fn: torch.nn.Module = CausalLMLoss(model)
+    loss_fn: torch.nn.Module = objective.loss(model)
     eval_fn = loss_fn  # evaluation needs no gradient sync: it bypasses the DDP wrapper
     if info.world > 1:
         # No buffer broadcast: forward passes then hold no collective, so processes may run
@@ -271,7 +278,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     # ---- finish ----------------------------------------------------------------------------
     final = run / "final"
     if info.main:
-        _save_final(final, model, tokenizer, cfg)
+        _save_final(final, model, tokenizer, cfg, objective.meta())
     D.barrier(info)
     D.cleanup()
     final_valid = next((r["full_valid_loss"] for r in reversed(metrics.records)
@@ -300,8 +307,9 @@ def _examples(path: str) -> list[Example]:
     return [e.with_system(spec.system if spec else None) for e in data.examples]
 
 
-def _tokenize(tokenizer, examples: list[Example], max_seq_len: int, name: str) -> list[Tokenized]:
-    items = [tokenize_example(tokenizer, e, max_seq_len) for e in examples]
+def _tokenize(objective, tokenizer, examples: list[Example], max_seq_len: int,
+              name: str) -> list[Tokenized]:
+    items = [objective.tokenize(tokenizer, e, max_seq_len) for e in examples]
     truncated = sum(x.truncated for x in items)
     kept = [x for x in items if x.n_loss_tokens > 0]
     if truncated:
@@ -347,7 +355,8 @@ def _log_resolved(cfg: ResolvedConfig) -> None:
              cfg.eval_every_steps, "packed, no padding" if cfg.pack else "padded rows")
 
 
-def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedConfig) -> None:
+def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedConfig,
+                objective: dict) -> None:
     """final/: weights (adapter or full model) + tokenizer + how it was made."""
     if final.exists():
         shutil.rmtree(final)
@@ -355,9 +364,11 @@ def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedCon
     with atomic_dir(final) as tmp:
         save_weights(model, tmp)
         tokenizer.save_pretrained(tmp)
+        if objective["head"] != "lm" and cfg.method == "lora":
+            write_head_base(tmp, final, model, model_dir(ref))
         spec = read_task(Path(cfg.train_file).parent)
         meta = {"base_model": cfg.model, "base_model_path": model_dir(ref), "method": cfg.method,
-                "task": spec.to_dict() if spec else None}
+                "task": spec.to_dict() if spec else None, **objective}
         (tmp / "tunesmith.json").write_text(json.dumps(meta, indent=2))
 
 

@@ -19,9 +19,11 @@ def prepare_lora(model: nn.Module, config: TrainConfig) -> nn.Module:
     targets: str | list[str] = config.lora_targets
     if targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
+    # A head's task type makes PEFT train the new output layer in full (modules_to_save).
+    task_type = {"lm": "CAUSAL_LM", "classifier": "SEQ_CLS", "token": "TOKEN_CLS"}[config.head]
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets,
-                      task_type="CAUSAL_LM")
+                      task_type=task_type)
     model = get_peft_model(model, lora)
     # PEFT casts each adapted layer's input to the adapters' dtype (fp32) before the adapter
     # matmul, which bf16 autocast then casts back: two copies of every input, one kept for the
