@@ -55,7 +55,7 @@ def tiny_report(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     report = compare(CompareConfig(data=str(data / "prepared"), out=str(out),
                                    model=str(tiny_model_dir), shots=[0, 2, "auto"], epochs=1,
-                                   quiet=True))
+                                   methods=["lora", "lora-head"], quiet=True))
     return report, out
 
 
@@ -67,12 +67,19 @@ def test_compare_writes_the_report_files(tiny_report):
     doc = json.loads((out / "report.json").read_text())
     assert doc["task"] == "classification"
     assert [a["name"] for a in doc["approaches"]] == ["zero-shot", "2-shot", "best prompt",
-                                                      "fine-tuned (lora)"]
-    assert [a["kind"] for a in doc["approaches"]] == ["prompt", "prompt", "prompt", "fine-tune"]
+                                                      "fine-tuned (lora)",
+                                                      "fine-tuned (lora-head)"]
+    assert [a["kind"] for a in doc["approaches"]] == ["prompt"] * 3 + ["fine-tune"] * 2
+    head = doc["approaches"][-1]
+    assert head["completion_tokens"] == 0 and head["invalid"] == 0  # a head writes nothing
+    assert set(doc["training"]) == {"fine-tuned (lora)", "fine-tuned (lora-head)"}
+    assert (out / "run-lora-head" / "final" / "adapter_config.json").is_file()
     search = doc["prompt_searches"][report.model]
     assert search["examples"] == 3 and len(search["candidates"]) >= 3  # validation only
     assert doc["approaches"][2]["prompt"] == search["best"]
     assert set(doc["break_even_requests"]) == {"zero-shot", "2-shot", "best prompt"}
+    assert set(doc["break_even_requests"]["zero-shot"]) == {"fine-tuned (lora)",
+                                                            "fine-tuned (lora-head)"}
     throughput = doc["throughput"][report.model]
     assert throughput["prefill_tokens_per_s"] > 0 and throughput["decode_tokens_per_s"] > 0
     for a in doc["approaches"]:
@@ -84,7 +91,7 @@ def test_compare_writes_the_report_files(tiny_report):
     md = (out / "report.md").read_text()
     assert "Recommendation" in md and "| zero-shot |" in md
     assert "## The prompt, chosen on the validation split" in md
-    assert "## When fine-tuning (fine-tuned (lora)) pays back" in md and "Loss curve" in md
+    assert "## When fine-tuning pays back" in md and "Loss curve" in md
     assert "Learning curve" not in md
 
 
@@ -102,7 +109,9 @@ def test_report_html_renders_in_headless_chromium(tiny_report):
                              text=True, timeout=120)
         if "data-figures=" in dom.stdout:
             break
-    assert 'data-figures="3 loaded"' in dom.stdout, dom.stderr[-2000:]
+    figures = html.read_text().count("<img ")
+    assert figures == 4  # two loss curves (lora, lora-head), the cost plot, the confusion matrix
+    assert f'data-figures="{figures} loaded"' in dom.stdout, dom.stderr[-2000:]
     subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,2400", html.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 20_000

@@ -47,7 +47,8 @@ class TrainConfig:
     batch_size: int | Literal["auto"] = "auto"
     """Examples per optimizer step (OpenAI's meaning), whatever the packing."""
     lr: float | Literal["auto"] = "auto"
-    """Peak learning rate; auto = 2e-4 (LoRA) or 2e-5 (full) at batch 8, scaled by sqrt(batch/8)."""
+    """Peak learning rate; auto = 2e-4 (LoRA) or 2e-5 (full) at batch 8, 5x that for a task
+    head, scaled by sqrt(batch/8)."""
     lr_multiplier: float = 1.0
     """Scales the learning rate (OpenAI's `learning_rate_multiplier`)."""
     max_seq_len: int = 1024
@@ -89,6 +90,14 @@ class TrainConfig:
     """No progress bar (logs and metrics files only)."""
     resume: bool = False
     """Continue the run in `out` from its newest complete checkpoint."""
+    tune: bool = False
+    """Choose the learning rate (the auto rule x 0.5, 1, 2, 4) and the epochs (early stopping
+    on the validation metric) on the validation split, one short seeded trial each; final/ is
+    the best trial's best epoch."""
+    tune_budget_minutes: float = 60.0
+    """Wall-clock budget of --tune: no trial starts, and a running one stops, past it."""
+    tune_examples: int = 200
+    """Validation examples the task metric is measured on after each epoch of a trial."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -115,6 +124,8 @@ class TrainConfig:
                 problems.append(f"--{name.replace('_', '-')} must be a non-negative number")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
             problems.append("--seed must be an integer from 0 to 4294967295")
+        if not (0 < self.tune_budget_minutes < float("inf")) or self.tune_examples < 1:
+            problems.append("--tune-budget-minutes must be positive and --tune-examples >= 1")
         if self.eval_every < 0 or self.eval_examples < 1:
             problems.append("--eval-every must be >= 0 and --eval-examples >= 1")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
@@ -133,7 +144,8 @@ class TrainConfig:
         epochs = auto_epochs(n_train) if self.epochs == "auto" else int(self.epochs)
         batch = auto_batch_size(n_train) if self.batch_size == "auto" else int(self.batch_size)
         batch = min(batch, max(n_train, 1))
-        lr = auto_learning_rate(self.method, batch) if self.lr == "auto" else float(self.lr)
+        lr = (auto_learning_rate(self.method, batch, self.head) if self.lr == "auto"
+              else float(self.lr))
         lr *= self.lr_multiplier
         steps_per_epoch = -(-n_train // batch)
         total = steps_per_epoch * epochs

@@ -57,8 +57,17 @@ def auto_batch_size(n_examples: int) -> int:
     return max(MIN_AUTO_BATCH, min(MAX_AUTO_BATCH, round(0.002 * n_examples)))
 
 
-def auto_learning_rate(method: str, batch_size: int) -> float:
+HEAD_LR_FACTOR = 5.0
+"""A task head starts from random weights and learns from one target per example (or word),
+not one per answer token: at the LM rates it barely moves. Measured on WNUT-17 (400 sentences,
+token head, LoRA, 3 epochs): entity F1 0.128 at 2e-4, 0.344 at 1e-3."""
+
+
+def auto_learning_rate(method: str, batch_size: int, head: str = "lm") -> float:
     """Peak learning rate for `lr="auto"`: the usual LoRA (2e-4) and full fine-tuning (2e-5)
-    rates at batch 8, scaled with the square root of the batch size (the AdamW rule of thumb)."""
+    rates at batch 8, 5x for a task head, scaled with the square root of the batch size (the
+    AdamW rule of thumb)."""
     base = LORA_LR if method == "lora" else FULL_LR
+    if head != "lm":
+        base *= HEAD_LR_FACTOR
     return base * (batch_size / MIN_AUTO_BATCH) ** 0.5

@@ -267,8 +267,8 @@ def _hub_snapshot(repo_id: str) -> str:
     patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
     try:
         return snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True)
-    except Exception:
-        pass  # not cached: fall through to the network
+    except Exception:  # noqa: BLE001, S110 - not cached (any reason): fall through to the network
+        pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise ModelError(f"model '{repo_id}': not in the local hub cache and HF_HUB_OFFLINE is set. "
                          + OFFLINE_HELP)
@@ -306,9 +306,10 @@ def adapter_base(adapter: Path, home: Path | None) -> str:
 
 
 def run_final_dir(spec: str) -> str:
-    """A tunesmith run folder stands for its `final/` model; anything else is returned as is."""
+    """A tunesmith run folder (of `train`, or of `train --tune`) stands for its `final/` model;
+    anything else is returned as is."""
     p = Path(spec).expanduser()
-    if (p / "final").is_dir() and (p / "config.yaml").is_file():
+    if (p / "final").is_dir() and ((p / "config.yaml").is_file() or (p / "tune.json").is_file()):
         return str(p / "final")
     return spec
 

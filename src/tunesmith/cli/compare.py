@@ -26,6 +26,16 @@ def _shots(value: str) -> list[int | str]:
     return shots
 
 
+def _methods(value: str) -> list[str]:
+    from tunesmith.report.compare import METHODS
+
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    bad = [x for x in items if x not in METHODS]
+    if not items or bad:
+        raise argparse.ArgumentTypeError(f"--method takes a list of {', '.join(METHODS)}")
+    return list(dict.fromkeys(items))
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="prompting vs fine-tuning on the same test split, with a "
                        "report and a recommendation",
@@ -43,8 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="prompting rows per prompted model: a k-shot row per number; auto adds "
                    "`best prompt`, the instruction/shots/selection/calibration chosen on the "
                    "validation split (default 0,5,auto)")
-    p.add_argument("--method", choices=["lora", "full"], default="lora",
-                   help="fine-tuning method (default: lora)")
+    p.add_argument("--method", type=_methods, default=["lora"], dest="methods",
+                   metavar="METHODS", help="fine-tuning approaches, one row each, comma-separated: "
+                   "lora, full (the answer as text), lora-head, full-head (a classification or "
+                   "token-classification head) (default: lora)")
     p.add_argument("--epochs", type=types.auto_or(types.positive_int), default="auto",
                    help="training epochs, or auto (OpenAI's rule for the data size)")
     p.add_argument("--out", default="report", metavar="REPORT_DIR",
@@ -63,6 +75,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search-examples", type=types.positive_int, default=SEARCH_EXAMPLES,
                    help="auto: validation examples each prompt candidate is scored on "
                    "(default %(default)s)")
+    p.add_argument("--tune", action="store_true",
+                   help="choose each fine-tune's learning rate and epochs on the validation "
+                   "split (as train --tune); every trial's time counts as training time")
+    p.add_argument("--tune-budget-minutes", type=types.positive_float, default=60.0,
+                   help="--tune: wall-clock budget per fine-tuning approach (default 60)")
     add_endpoint_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
@@ -72,11 +89,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     report = compare(CompareConfig(
         data=args.data, out=args.out, model=args.model, prompt_models=args.prompt_models or [],
-        shots=args.shots, method=args.method, requests_per_month=args.requests_per_month,
+        shots=args.shots, methods=args.methods, requests_per_month=args.requests_per_month,
         prices=args.prices, max_train=args.max_train, max_test=args.max_test, epochs=args.epochs,
         mode=args.mode, seed=args.seed, quiet=args.quiet, base_url=args.base_url,
         api_key_env=args.api_key_env, concurrency=args.concurrency, use_cache=args.use_cache,
-        search_examples=args.search_examples))
+        search_examples=args.search_examples, tune=args.tune,
+        tune_budget_minutes=args.tune_budget_minutes))
     if args.json:
         print_json(report.to_dict())
     else:
@@ -91,8 +109,10 @@ def render_summary(report: Report) -> str:
               f"{', '.join(report.prompt_models)} · {report.n_train} train / {report.n_test} "
               "test examples"), table(rows, header), "",
              f"Recommendation: {rec.choice}", f"  {rec.reason}"]
-    for name, _, when in payback_rows(report):
-        lines.append(f"  against {name}, fine-tuning pays back {when}")
+    fines = [f.name for f in report.fine_tuned_rows]
+    for name, _, *whens in payback_rows(report):
+        for fine, when in zip(fines, whens):
+            lines.append(f"  {fine} against {name}: pays back {when}")
     for model, search in report.prompt_searches.items():
         lines.append(f"  best prompt for {model} (chosen on {search['examples']} validation "
                      f"examples): {search['best_description']}")

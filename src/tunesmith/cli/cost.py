@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
     fine = dataclasses.replace(rows["zero-shot"], name="fine-tuned (lora)", kind="fine-tune")
     results = [*rows.values(), fine]
     self_costs, reference = price_approaches(results, prices, hardware, {args.model: rates},
-                                             training_seconds=train_seconds,
-                                             billed_tokens=billed)
+                                             training={fine.name: (train_seconds, billed)})
     costs = list(self_costs.values()) + [
         dataclasses.replace(c, name=f"{c.name} (OpenAI)") for c in reference.values()]
     volume = 12 * args.requests_per_month

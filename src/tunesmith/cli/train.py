@@ -19,6 +19,7 @@ GROUPS = {
     "execution": ["max_seq_len", "pack", "micro_batch_tokens", "precision",
                   "gradient_checkpointing", "device", "eval_every", "eval_examples", "out",
                   "resume", "quiet"],
+    "settings chosen on validation": ["tune", "tune_budget_minutes", "tune_examples"],
 }
 """Every TrainConfig field but the data files is a flag, built from the dataclass (its docstring
 is the help); a test checks that no field is left out."""
@@ -63,7 +64,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     from tunesmith.training import train
 
-    result = train(config_from_args(args))
+    config = config_from_args(args)
+    if config.tune:
+        return run_tune(config)
+    result = train(config)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
     cfg = result.config
@@ -75,4 +79,23 @@ def run(args: argparse.Namespace) -> int:
               + (f" (best epoch {result.best_epoch})" if result.best_epoch else ""))
     print(f"run folder {result.run_dir}: config.yaml metrics.jsonl results.csv loss.png "
           f"checkpoints/ final/")
+    return 0
+
+
+def run_tune(config: TrainConfig) -> int:
+    from tunesmith.cli.output import table
+    from tunesmith.training.tune import tune
+
+    result = tune(config)
+    rows = [[f"x{t.lr_factor:g}", f"{t.lr:.2g}" if t.lr else "",
+             " ".join(f"{m:.3f}" for m in t.epochs), str(t.best_epoch or ""),
+             "" if t.best_metric is None else f"{t.best_metric:.3f}", t.stopped,
+             f"{t.seconds:.0f} s", "<- best" if t is result.best else ""]
+            for t in result.trials]
+    print(f"\nsettings chosen on {result.examples} validation examples ({result.metric}), "
+          f"{result.seconds / 60:.1f} of {result.budget_minutes:g} budget minutes:")
+    print(table(rows, ["lr", "value", f"{result.metric} per epoch", "best epoch", "best",
+                       "stopped", "time", ""]))
+    print(f"  {result.why()}")
+    print(f"run folder {config.out}: tune.json trials/ final/")
     return 0

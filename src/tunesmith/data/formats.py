@@ -57,10 +57,10 @@ def detect_format(path: Path, lines: list[Line], text_field: str = "text") -> st
             return votes.most_common(1)[0][0]
         if suffix in (".jsonl", ".json"):
             return "chat"  # every sampled line is broken: read as chat so each gets its own error
-    if suffix in (".conll", ".bio", ".iob", ".txt") or sum(
-            bool(_CONLL_LINE.match(line.text)) for line in sample) >= 0.8 * len(sample):
-        if sum(bool(_CONLL_LINE.match(line.text)) for line in sample) >= 0.5 * len(sample):
-            return "conll"
+    conll_like = sum(bool(_CONLL_LINE.match(line.text)) for line in sample)
+    if (suffix in (".conll", ".bio", ".iob", ".txt") or conll_like >= 0.8 * len(sample)) and \
+            conll_like >= 0.5 * len(sample):
+        return "conll"
     if "," in sample[0].text:
         return "csv"
     raise UnusableInputError(

@@ -29,7 +29,7 @@ from tunesmith.evaluation.backends import LocalBackend, open_backend
 from tunesmith.evaluation.runner import EvalResult, evaluate
 from tunesmith.evaluation.throughput import Throughput, measure
 from tunesmith.hparams import auto_epochs
-from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
+from tunesmith.modeling import DEFAULT_MODEL
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.pricing import load_prices
 from tunesmith.prompting.prompter import PromptConfig
@@ -37,6 +37,7 @@ from tunesmith.prompting.search import search_prompt
 from tunesmith.report.costs import price_approaches
 from tunesmith.report.document import Report
 from tunesmith.report.recommend import recommend
+from tunesmith.training.tune import tune
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ class CompareConfig:
     shots: list[int | str] = field(default_factory=lambda: [0, 5, "auto"])
     """Prompting rows per prompted model: k-shot for each number; `auto` adds `best prompt`,
     chosen on the validation split."""
-    method: str = "lora"
+    methods: list[str] = field(default_factory=lambda: ["lora"])
+    """Fine-tuning approaches, one row each: `lora`, `full` (the answer as text), `lora-head`,
+    `full-head` (a classifier or token-classification head for the task)."""
     requests_per_month: int = 100_000
     prices: str | None = None
     max_train: int | None = None
@@ -73,6 +76,11 @@ class CompareConfig:
     use_cache: bool = True
     search_examples: int = 200
     """Validation examples each prompt candidate is scored on (`auto`)."""
+    tune: bool = False
+    """Choose each fine-tune's learning rate and epochs on the validation split (`train
+    --tune`); the time of every trial counts as training time."""
+    tune_budget_minutes: float = 60.0
+    """Per fine-tuning approach."""
 
 
 def compare(cfg: CompareConfig) -> Report:
@@ -98,9 +106,15 @@ def compare(cfg: CompareConfig) -> Report:
     if not train_examples:
         raise UsageError(f"--data {cfg.data}: no training examples (train.jsonl beside the test "
                          "split); compare needs a `tunesmith data prepare` folder.")
+    for method in cfg.methods:  # a wrong method fails now, not after the prompting arms
+        if method not in METHODS:
+            raise UsageError(f"--method {method}: one of {', '.join(METHODS)}.")
+        _head(method, td.spec.task)
     val_path = td.folder / "validation.jsonl"
     validation = read_valid(val_path).examples if val_path.is_file() and \
         val_path.stat().st_size else []
+    if cfg.tune and not validation:
+        raise UsageError(f"--tune chooses settings on {val_path}, which is missing or empty.")
     if "auto" in cfg.shots and not validation:
         raise UsageError(f"--shots auto chooses the prompt on {val_path}, which is missing or "
                          "empty; prepare the data with --val, or give --shots numbers only.")
@@ -143,52 +157,77 @@ def compare(cfg: CompareConfig) -> Report:
     train_file = out / "data" / "train.jsonl"
     with atomic_open(train_file) as f:
         f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in train_examples)
-    run_dir = out / "run"
-    if run_dir.exists():  # compare owns REPORT_DIR/run: a rerun trains afresh, so times are real
-        log.info("replacing the earlier fine-tune in %s", run_dir)
-        shutil.rmtree(run_dir)
-    started = time.perf_counter()
-    trained = train(TrainConfig(
-        train_file=str(train_file), val_file=str(val_path) if validation else None,
-        out=str(run_dir), model=cfg.model, method=cfg.method, epochs=cfg.epochs, seed=cfg.seed,
-        quiet=cfg.quiet))
-    train_seconds = time.perf_counter() - started
-    del trained.model
-    gc.collect()
-    model, tokenizer = load_for_inference(str(run_dir))
-    log.info("evaluating the fine-tuned model on %d test examples", len(test))
-    fine = evaluate(LocalBackend(model, tokenizer, str(run_dir)), test, td.spec,
-                    kind="fine-tune", name=f"fine-tuned ({cfg.method})", mode=cfg.mode)
-    results.append(fine)
-    # A merged LoRA or full fine-tune has its base's architecture and size: the same rates.
-    throughput[str(run_dir)] = throughput.get(cfg.model) or measure(model)
-    del model
-    gc.collect()
+    trainings: dict[str, dict] = {}
+    billing: dict[str, tuple[float, int]] = {}
+    for i, method in enumerate(cfg.methods):
+        name = f"fine-tuned ({method})"
+        run_dir = out / ("run" if i == 0 else f"run-{method}")
+        if run_dir.exists():  # compare owns its run folders: a rerun trains afresh (real times)
+            log.info("replacing the earlier fine-tune in %s", run_dir)
+            shutil.rmtree(run_dir)
+        started = time.perf_counter()
+        config = TrainConfig(
+            train_file=str(train_file), val_file=str(val_path) if validation else None,
+            out=str(run_dir), model=cfg.model, method=method.removesuffix("-head"),
+            head=_head(method, td.spec.task), epochs=cfg.epochs, seed=cfg.seed,
+            quiet=cfg.quiet, tune=cfg.tune, tune_budget_minutes=cfg.tune_budget_minutes)
+        if cfg.tune:
+            summary = tune(config).run_summary()
+        else:
+            trained = train(config)
+            summary = {"seconds": time.perf_counter() - started, "epochs": trained.config.epochs,
+                       "steps": trained.steps, "trained_tokens": trained.trained_tokens,
+                       "tokens_per_s": trained.tokens_per_s,
+                       "initial_valid_loss": trained.initial_valid_loss,
+                       "final_valid_loss": trained.final_valid_loss}
+            del trained
+        gc.collect()
+        backend = open_backend(str(run_dir))
+        log.info("evaluating %s on %d test examples", name, len(test))
+        results.append(evaluate(backend, test, td.spec, kind="fine-tune", name=name,
+                                mode=cfg.mode))
+        # A fine-tune has its base's architecture and size: the same rates (a head model
+        # reads the same tokens and writes none).
+        throughput[str(run_dir)] = throughput.get(cfg.model) or measure(backend.model)
+        del backend
+        gc.collect()
+        billing[name] = (summary["seconds"], summary["trained_tokens"])
+        trainings[name] = {"run": str(run_dir), "method": method, **summary,
+                           "openai_auto_epochs": auto_epochs(len(train_examples))}
 
     # ---- cost and recommendation -----------------------------------------------------------
     costs, openai_costs = price_approaches(results, prices, hardware, throughput,
-                                           training_seconds=train_seconds,
-                                           billed_tokens=trained.trained_tokens,
-                                           endpoints=endpoints)
+                                           training=billing, endpoints=endpoints)
     rec = recommend(results, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
-    payback = {r.name: break_even(costs[r.name], costs[fine.name]) for r in results[:-1]}
+    prompts = [r for r in results if r.kind == "prompt"]
+    tuned = [r for r in results if r.kind == "fine-tune"]
+    payback = {p.name: {f.name: break_even(costs[p.name], costs[f.name]) for f in tuned}
+               for p in prompts}
     report = Report(
         td.spec.to_dict(), str(cfg.data), cfg.model, prompt_models, len(test),
-        len(train_examples), results, costs, openai_costs, payback, rec,
-        {"run": str(run_dir), "seconds": train_seconds, "epochs": trained.config.epochs,
-         "steps": trained.steps, "trained_tokens": trained.trained_tokens,
-         "tokens_per_s": trained.tokens_per_s, "initial_valid_loss": trained.initial_valid_loss,
-         "final_valid_loss": trained.final_valid_loss, "openai_auto_epochs":
-         auto_epochs(len(train_examples))},
+        len(train_examples), results, costs, openai_costs, payback, rec, trainings,
         hardware.name, prices.as_of, out, {k: v.to_dict() for k, v in throughput.items()},
         searches, cfg.requests_per_month)
     best = report.best_prompt
-    plot_costs(list(costs.values()) + [openai_costs[best.name], openai_costs[fine.name]],
+    plot_costs(list(costs.values()) + [openai_costs[best.name],
+                                       openai_costs[report.fine_tuned.name]],
                out / "cost.png", marker=cfg.requests_per_month)
     from tunesmith.report.render import write_report
 
-    write_report(report, run_dir)
+    write_report(report)
     return report
+
+
+METHODS = ("lora", "full", "lora-head", "full-head")
+
+
+def _head(method: str, task: str) -> str:
+    """`lora-head` / `full-head` -> the head the task takes (classifier or token)."""
+    if not method.endswith("-head"):
+        return "lm"
+    if task == "chat":
+        raise UsageError(f"--method {method}: a chat task has no head; use lora or full.")
+    return "classifier" if task == "classification" else "token"
 
 
 def _ordered(shots: list[int | str]) -> list[int | str]:

@@ -16,23 +16,25 @@ from tunesmith.pricing import HardwarePrice, PriceTable
 
 
 def price_approaches(results: list[EvalResult], prices: PriceTable, hardware: HardwarePrice,
-                     throughput: dict[str, Throughput], *, training_seconds: float = 0.0,
-                     billed_tokens: int = 0, endpoints: dict[str, str] | None = None,
+                     throughput: dict[str, Throughput], *,
+                     training: dict[str, tuple[float, int]] | None = None,
+                     endpoints: dict[str, str] | None = None,
                      ) -> tuple[dict[str, ApproachCost], dict[str, ApproachCost]]:
     """(how each approach would run and cost, the same requests at OpenAI's list prices).
 
     Args:
         results: the evaluated approaches.
         throughput: measured rates per model spec (`EvalResult.model`) run here.
-        training_seconds: measured training time, charged once to fine-tuned rows.
-        billed_tokens: training tokens x epochs, for the OpenAI reference of fine-tuned rows.
+        training: fine-tuned row -> (measured training seconds, billed tokens = training
+            tokens x epochs, for the OpenAI reference).
         endpoints: `openai:NAME` -> the endpoint's URL, for the "runs on" column.
     """
-    endpoints = endpoints or {}
+    endpoints, training = endpoints or {}, training or {}
     costs, reference = {}, {}
     default = prices.default_openai
     for r in results:
         ft = r.kind == "fine-tune"
+        seconds, billed = training.get(r.name, (0.0, 0))
         if is_endpoint(r.model):
             name = r.model.split(":", 1)[1]
             costs[r.name] = endpoint(r.name, f"endpoint {endpoints.get(r.model, '')}".strip(),
@@ -41,8 +43,8 @@ def price_approaches(results: list[EvalResult], prices: PriceTable, hardware: Ha
         else:
             costs[r.name] = self_hosted_tokens(
                 r.name, r.kind, r.prompt_tokens, r.completion_tokens, throughput[r.model],
-                hardware, scored=r.mode == "score", training_seconds=training_seconds if ft else 0,
+                hardware, scored=r.mode == "score", training_seconds=seconds if ft else 0,
                 latency_s=r.latency_s)
         reference[r.name] = openai(r.name, r.kind, r.prompt_tokens, r.completion_tokens,
-                                   default, billed_tokens if ft else 0)
+                                   default, billed if ft else 0)
     return costs, reference

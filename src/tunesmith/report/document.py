@@ -29,10 +29,12 @@ class Report:
     """How each approach runs and what it costs: self-hosted here, or at its endpoint."""
     openai_costs: dict[str, ApproachCost]
     """The same requests at OpenAI's list prices (a reference)."""
-    break_even: dict[str, float | None]
-    """Per prompting approach: requests after which the fine-tuned model has cost less."""
+    break_even: dict[str, dict[str, float | None]]
+    """Prompting approach -> fine-tuned approach -> requests after which the fine-tune has cost
+    less in total (None: never, or a price is unknown)."""
     recommendation: Recommendation
-    training: dict
+    training: dict[str, dict]
+    """Fine-tuned approach -> how its training went (epochs, steps, tokens, seconds, losses)."""
     hardware: str
     prices_as_of: str
     out: Path
@@ -44,8 +46,13 @@ class Report:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
     @property
+    def fine_tuned_rows(self) -> list[EvalResult]:
+        return [r for r in self.results if r.kind == "fine-tune"]
+
+    @property
     def fine_tuned(self) -> EvalResult:
-        return self.results[-1]
+        """The best fine-tuned approach."""
+        return max(self.fine_tuned_rows, key=lambda r: r.score)
 
     @property
     def best_prompt(self) -> EvalResult:
@@ -53,8 +60,8 @@ class Report:
 
     @property
     def break_even_requests(self) -> float | None:
-        """Against the best prompting approach."""
-        return self.break_even.get(self.best_prompt.name)
+        """The best fine-tune against the best prompting approach."""
+        return self.break_even.get(self.best_prompt.name, {}).get(self.fine_tuned.name)
 
     def to_dict(self) -> dict:
         return {

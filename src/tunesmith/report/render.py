@@ -42,26 +42,58 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-PAYBACK_HEADER = ["prompting approach", "runs on", "fine-tuning pays back"]
+def payback_header(report: Report) -> list[str]:
+    return ["prompting approach", "runs on"] + [f"{f.name} pays back"
+                                                for f in report.fine_tuned_rows]
 
 
 def payback_rows(report: Report) -> list[list[str]]:
-    """Per prompting approach: after how many requests the fine-tune has cost less in total."""
+    """Per prompting approach: after how many requests each fine-tune has cost less in total."""
     rows = []
-    for name, requests in report.break_even.items():
+    for name, per_fine in report.break_even.items():
         c = report.costs[name]
-        if not c.known:
-            when = "unknown (the prompted model has no price; name it with --prices)"
-        elif requests is None:
-            when = "never (the fine-tune costs no less per request)"
-        else:
-            when = f"after {requests:,.0f} requests"
-            if report.requests_per_month:
-                months = requests / report.requests_per_month
-                span = f"{months:.1f} months" if months >= 1 else f"{30 * months:.1f} days"
-                when += f" ({span} at {report.requests_per_month:,}/month)"
-        rows.append([name, c.where, when])
+        row = [name, c.where]
+        for fine in report.fine_tuned_rows:
+            requests = per_fine.get(fine.name)
+            if not c.known:
+                when = "unknown (the prompted model has no price; name it with --prices)"
+            elif requests is None:
+                when = "never (the fine-tune costs no less per request)"
+            else:
+                when = f"after {requests:,.0f} requests"
+                if report.requests_per_month:
+                    months = requests / report.requests_per_month
+                    span = f"{months:.1f} months" if months >= 1 else f"{30 * months:.1f} days"
+                    when += f" ({span} at {report.requests_per_month:,}/month)"
+            row.append(when)
+        rows.append(row)
     return rows
+
+
+def tune_sections(report: Report) -> list[tuple[str, list[list[str]]]]:
+    """Per fine-tuned approach trained with --tune: why its settings won, and every trial."""
+    out = []
+    for name, t in report.training.items():
+        tune = t.get("tune")
+        if not tune:
+            continue
+        rows = [[f"x{tr['lr_factor']:g}", f"{tr['lr']:.2g}" if tr["lr"] else "",
+                 " ".join(f"{m:.3f}" for m in tr["epochs"]), str(tr["best_epoch"] or ""),
+                 "" if tr["best_metric"] is None else f"{tr['best_metric']:.3f}", tr["stopped"]]
+                for tr in tune["trials"]]
+        out.append(((f"{name}: {tune['why']} ({tune['examples']} validation examples, "
+                    f"{tune['seconds'] / 60:.1f} of {tune['budget_minutes']:g} budget minutes)"),
+                    rows))
+    return out
+
+
+TUNE_HEADER = ["lr", "value", "validation metric per epoch", "best epoch", "best", "stopped"]
+
+
+def training_lines(report: Report) -> list[str]:
+    return [f"{name}: {t['epochs']} epochs, {t['steps']} steps, {t['trained_tokens']:,} tokens in "
+            f"{t['seconds']:.0f} s; validation loss {t['initial_valid_loss'] or float('nan'):.4f} "
+            f"-> {t['final_valid_loss'] or float('nan'):.4f}." for name, t in report.training.items()]
 
 
 def search_rows(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
@@ -107,13 +139,15 @@ def _notes(report: Report) -> list[str]:
     return [f"{r.name}: {note}" for r in report.results for note in r.notes]
 
 
-def write_report(report: Report, run_dir: Path) -> None:
+def write_report(report: Report) -> None:
     out = report.out
-    figures: dict[str, Path] = {"Loss curve of the fine-tune (training and validation)":
-                                out / "loss.png",
-                                "Total cost against requests served": out / "cost.png"}
-    if (run_dir / "loss.png").is_file():
-        shutil.copyfile(run_dir / "loss.png", out / "loss.png")
+    figures: dict[str, Path] = {}
+    for i, (name, t) in enumerate(report.training.items()):
+        target = out / ("loss.png" if i == 0 else f"loss-{t['method']}.png")
+        if (Path(t["run"]) / "loss.png").is_file():
+            shutil.copyfile(Path(t["run"]) / "loss.png", target)
+            figures[f"Loss curve of {name} (training and validation)"] = target
+    figures["Total cost against requests served"] = out / "cost.png"
     task = report.task["task"]
     if task == "classification":
         fine = report.fine_tuned
@@ -136,7 +170,6 @@ def write_report(report: Report, run_dir: Path) -> None:
                    for name, c in report.openai_costs.items()]
     paybacks = payback_rows(report)
     searches = search_rows(report)
-    t = report.training
     md = ["# tunesmith report: prompt it or fine-tune it?\n",
           (f"Task **{task}** ({len(report.task['labels'])} labels) · fine-tuned `{report.model}` "
            f"· prompted {', '.join(f'`{m}`' for m in report.prompt_models)} · "
@@ -144,8 +177,8 @@ def write_report(report: Report, run_dir: Path) -> None:
           f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",
           f"Rule: {rec.rule}\n", "## Approaches on the test split\n", _md_table(header, rows),
           "\n" + _cost_words(report) + "\n",
-          f"## When fine-tuning ({report.fine_tuned.name}) pays back\n",
-          _md_table(PAYBACK_HEADER, paybacks)]
+          "## When fine-tuning pays back\n",
+          _md_table(payback_header(report), paybacks)]
     for caption, rows_ in searches.values():
         md += ["\n## The prompt, chosen on the validation split\n", caption + "\n",
                _md_table(["stage", "configuration", "validation score", ""], rows_)]
@@ -154,10 +187,10 @@ def write_report(report: Report, run_dir: Path) -> None:
            _md_table(["approach", "difference", "95% interval", "significant"], diffs),
            "\n## The same requests at OpenAI's list prices (reference)\n",
            _md_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows),
-           (f"\nFine-tune: {t['epochs']} epochs, {t['steps']} steps, {t['trained_tokens']:,} "
-            f"tokens in {t['seconds']:.0f} s; validation loss "
-            f"{t['initial_valid_loss'] or float('nan'):.4f} -> "
-            f"{t['final_valid_loss'] or float('nan'):.4f}.\n")]
+           "\n## Training\n", *(f"- {line}" for line in training_lines(report)), ""]
+    for caption, rows_ in tune_sections(report):
+        md += ["## Settings chosen on the validation split\n", caption + "\n",
+               _md_table(TUNE_HEADER, rows_), ""]
     notes = _notes(report)
     if notes:
         md += ["## Notes\n"] + [f"- {n}" for n in notes] + [""]
@@ -209,7 +242,9 @@ def _html(report, header, rows, diffs, openai_rows, paybacks, searches, notes, e
         for caption, rows_ in searches.values())
     notes_html = ("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
                   + "</ul>") if notes else ""
-    t = report.training
+    training = "".join(f"<li>{html.escape(line)}</li>" for line in training_lines(report))
+    tuned = "".join(f"<h2>Settings chosen on the validation split</h2><p>{html.escape(c)}</p>"
+                    + _html_table(TUNE_HEADER, r) for c, r in tune_sections(report))
     prompted = ", ".join(f"<code>{html.escape(m)}</code>" for m in report.prompt_models)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tunesmith report</title>
@@ -230,15 +265,15 @@ training / {report.n_test} test examples · {html.escape(report.created)}</p>
 <h2>Approaches on the test split</h2>
 {_html_table(header, rows, rec.choice)}
 <p>{html.escape(_cost_words(report))}</p>
-<h2>When fine-tuning ({html.escape(report.fine_tuned.name)}) pays back</h2>
-{_html_table(PAYBACK_HEADER, paybacks)}
+<h2>When fine-tuning pays back</h2>
+{_html_table(payback_header(report), paybacks)}
 {search_html}
 <h2>Differences to the best approach (95% paired bootstrap)</h2>
 {_html_table(["approach", "difference", "95% interval", "significant"], diffs)}
 <h2>The same requests at OpenAI's list prices (reference)</h2>
 {_html_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows)}
-<p>Fine-tune: {t['epochs']} epochs, {t['steps']} steps, {t['trained_tokens']:,} tokens in
-{t['seconds']:.0f} s.</p>
+<h2>Training</h2><ul>{training}</ul>
+{tuned}
 {notes_html}
 {example_table}
 <h2>Figures</h2>{imgs}

@@ -24,5 +24,13 @@ class TrainHooks:
     on_checkpoint: Callable[[int, int, Path, dict], None] = lambda epoch, step, path, metrics: None
     """Called after each epoch's checkpoint is complete: (epoch, step, its folder, the epoch's
     latest metrics)."""
+    on_epoch_end: Callable[[int, object, object, Callable], None] = \
+        lambda epoch, model, tokenizer, autocast: None
+    """Called after each epoch's checkpoint with the live model (rank 0): (epoch, model,
+    tokenizer, a context-manager factory the model's forward passes must run under).
+    `train --tune` measures the validation metric here."""
     should_stop: Callable[[], bool] = lambda: False
-    """Polled after every optimizer step."""
+    """Polled after every optimizer step: True raises `TrainingStopped` (a cancelled job)."""
+    end_training: Callable[[], bool] = lambda: False
+    """Polled at every epoch end: True ends the run there, as if it were the last epoch
+    (final/ is written from the current weights). Early stopping uses it."""

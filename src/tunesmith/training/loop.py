@@ -270,7 +270,13 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             plot_loss(run / "loss.png", metrics.records, title=f"{cfg.method} · {cfg.model}")
             hooks.on_checkpoint(epoch + 1, step, path, _latest_metrics(metrics.records))
             prune_checkpoints(run, {path} | ({best["path"]} if best["path"] else set()))
+            model.eval()
+            hooks.on_epoch_end(epoch + 1, model, tokenizer, autocast)
+            model.train()
         D.barrier(info)
+        if hooks.end_training():
+            log.info("ending after epoch %d (asked by the caller)", epoch + 1)
+            break
     bar.close()
     seconds = time.perf_counter() - started
     allocator.release_memory()

@@ -23,7 +23,9 @@ def prepare_lora(model: nn.Module, config: TrainConfig) -> nn.Module:
     task_type = {"lm": "CAUSAL_LM", "classifier": "SEQ_CLS", "token": "TOKEN_CLS"}[config.head]
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets,
-                      task_type=task_type)
+                      task_type=task_type,
+                      # the head trains in full; "all-linear" would also put an adapter on it
+                      exclude_modules=["score", "classifier"] if config.head != "lm" else None)
     model = get_peft_model(model, lora)
     # PEFT casts each adapted layer's input to the adapters' dtype (fp32) before the adapter
     # matmul, which bf16 autocast then casts back: two copies of every input, one kept for the

@@ -22,6 +22,7 @@ hidden state predicts it (no shift), as a class index:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +42,8 @@ Head = Literal["lm", "classifier", "token"]
 HEADS: tuple[Head, ...] = ("lm", "classifier", "token")
 TASK_OF_HEAD = {"classifier": "classification", "token": "ner"}
 _SENTINEL = "\u2063TUNESMITH-INPUT\u2063"
+ECHO = os.environ.get("TUNESMITH_TOKEN_ECHO", "1") != "0"
+"""The token head reads the sentence twice and tags the second copy (see `word_ids`)."""
 
 
 @dataclass
@@ -177,13 +180,17 @@ def example_words(example: Example) -> list[str]:
     return user.split(" ")
 
 
-def word_ids(tokenizer, messages: list[dict], words: list[str]) -> tuple[list[int], list[int]]:
+def word_ids(tokenizer, messages: list[dict], words: list[str],
+             echo: bool = ECHO) -> tuple[list[int], list[int]]:
     """The prompt's token ids with the last user message written word by word, and the
     position of each word's first sub-token.
 
     The template is rendered around a sentinel standing for the user's text; the text before
     and after it, and each word (with its leading space), are tokenized on their own, so every
-    word starts a token.
+    word starts a token. With `echo` the text is written twice (a line break between) and the
+    words are marked in the second copy: a causal model's hidden state at a word then has seen
+    the whole sentence, right context included (Springer et al. 2024, "Repetition Improves
+    Language Model Embeddings"), and the model stays a plain causal one.
     """
     *context, last = messages
     text = tokenizer.apply_chat_template([*context, {**last, "content": _SENTINEL}], tokenize=False,
@@ -191,6 +198,8 @@ def word_ids(tokenizer, messages: list[dict], words: list[str]) -> tuple[list[in
                                          chat_template=chat_template(tokenizer))
     before, after = text.split(_SENTINEL)
     ids = tokenizer(before, add_special_tokens=False)["input_ids"]
+    if echo:
+        ids += tokenizer(" ".join(words) + "\n", add_special_tokens=False)["input_ids"]
     starts = []
     for i, word in enumerate(words):
         piece = tokenizer((" " if i else "") + word, add_special_tokens=False)["input_ids"] or \
