@@ -13,3 +13,13 @@ def test_auto_epochs_follow_openais_rule(n, epochs):
 
 def test_billed_tokens_cap_each_example():
     assert billed_tokens([100, 20_000], 3) == (100 + 16_385) * 3
+
+
+def test_heads_learn_at_five_times_the_lm_rate():
+    from tunesmith.config import TrainConfig
+
+    for method in ("lora", "full"):
+        lm = TrainConfig(method=method).resolve(400).lr
+        assert TrainConfig(method=method, head="classifier").resolve(400).lr == \
+            pytest.approx(5 * lm)
+        assert TrainConfig(method=method, head="token", lr=1e-3).resolve(400).lr == 1e-3

@@ -40,7 +40,7 @@ def test_compare_prompts_the_endpoint_and_fine_tunes_the_local_model(
     prompt_row = unpriced["approaches"][0]
     assert prompt_row["model"] == hosted and prompt_row["cost"]["known"] is False
     assert prompt_row["cost"]["where"] == f"endpoint {server.url}"
-    assert unpriced["break_even_requests"] == {names[0]: None}
+    assert unpriced["break_even_requests"] == {names[0]: {names[1]: None}}
     md = (tmp_path / "unpriced" / "report.md").read_text()
     assert "price unknown" in md and "$0.0000" not in md.split("## When")[0].split(names[0])[1]
     row = priced["approaches"][0]["cost"]

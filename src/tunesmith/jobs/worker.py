@@ -173,7 +173,8 @@ class Worker:
             current = self.store.get_job(None, job.id)
             return current is None or current.status == "cancelled"
 
-        train(config, TrainHooks(on_start, on_record, on_checkpoint, should_stop))
+        train(config, TrainHooks(on_start=on_start, on_record=on_record,
+                                  on_checkpoint=on_checkpoint, should_stop=should_stop))
         self._succeed(job, run)
 
     def _succeed(self, job: Job, run: Path) -> None:
