@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections import defaultdict
 
+from tunesmith.audit.duplicates import DEFAULT_SIMILARITY
+from tunesmith.audit.report import AuditReport, audit_file
 from tunesmith.cli import args as types
 from tunesmith.cli.output import print_json, table
 from tunesmith.data.check import CheckReport, check_file
@@ -22,7 +24,7 @@ SHOWN_PER_CODE = 10
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="check and prepare data sets")
+    data = sub.add_parser("data", help="check, audit and prepare data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     check = data_sub.add_parser(
@@ -42,6 +44,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--prices", metavar="FILE", help="price table YAML (default: the shipped one)")
     check.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     check.set_defaults(run=run_check)
+
+    audit = data_sub.add_parser(
+        "audit", help="find the examples that are probably wrong",
+        description="Audit a data file: probable label errors (confident learning on out-of-fold "
+        "predictions), NER spans typed unlike elsewhere, near-duplicates (and, with --train, "
+        "test examples that are near-copies of training ones), and outliers in length, script "
+        "and language. Advisory: exit 0 when it ran, 2 on unusable input.")
+    audit.add_argument("file", help="any file `data check` reads")
+    audit.add_argument("--train", metavar="FILE",
+                       help="the training file, when FILE is a validation or test split: its "
+                       "near-copies in FILE are reported as leaks")
+    audit.add_argument("--model", default=DEFAULT_MODEL,
+                       help="model whose hidden states add a second label-error probe, one "
+                       "forward pass per example (default: %(default)s)")
+    audit.add_argument("--no-embeddings", dest="embeddings", action="store_false",
+                       help="TF-IDF probe only: no model is loaded (seconds instead of minutes)")
+    audit.add_argument("--similarity", type=types.fraction, default=DEFAULT_SIMILARITY,
+                       help="near-duplicate threshold: 1 - character edit distance / length, "
+                       "after case, spaces and punctuation are removed (default: %(default)s)")
+    audit.add_argument("--folds", type=types.positive_int, default=5,
+                       help="cross-validation folds for the label probes (default: %(default)s)")
+    _add_format_args(audit)
+    audit.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    audit.set_defaults(run=run_audit)
 
     prep = data_sub.add_parser(
         "prepare", help="convert to chat format and split into train/validation/test",
@@ -129,6 +155,67 @@ def render_check(r: CheckReport) -> str:
     verdict = ("valid" if r.ok else f"INVALID: {len(r.errors)} errors") + \
         (f", {len(r.warnings)} warnings" if r.warnings else "")
     out.append(f"\nResult: {verdict}")
+    return "\n".join(out)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    check_path(args.file)
+    if args.train is not None:
+        check_path(args.train)
+
+    def progress(message: str) -> None:
+        if not args.json:
+            print(f"  {message}", file=sys.stderr, flush=True)
+
+    report = audit_file(
+        args.file, train_path=args.train, fmt=args.format, text_field=args.text_field,
+        label_field=args.label_field, model=args.model if args.embeddings else None,
+        similarity=args.similarity, folds=max(2, args.folds), progress=progress)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(render_audit(report))
+    return 0
+
+
+def render_audit(r: AuditReport, shown: int = SHOWN_PER_CODE) -> str:
+    out = [f"{r.file}: {r.format} format, {r.task} task, {r.examples:,} examples"
+           + (f" ({r.skipped_rows:,} rows with errors left out; see data check)"
+              if r.skipped_rows else "")]
+    if r.task == "classification":
+        m = r.methods.get("label_errors", {})
+        out.append(f"\nProbable label errors: {len(r.label_errors):,} "
+                   f"({', '.join(m.get('classifiers', [])) or 'not judged'}; out-of-fold "
+                   f"accuracy {m.get('out_of_fold_accuracy', float('nan')):.3f})")
+        rows = [[f"{r.file}:{e.line}", e.label, e.suggested, f"{e.confidence:.2f}"]
+                for e in r.label_errors[:shown]]
+        if rows:
+            out.append(table(rows, ["where", "label", "suggested", "confidence"]))
+    if r.task == "ner":
+        out.append(f"\nEntity spans typed unlike elsewhere: {len(r.entity_conflicts):,}")
+        rows = [[f"{r.file}:{c.line}", c.text, c.type, c.usual_type,
+                 ", ".join(f"{k} {v}" for k, v in c.counts.items())]
+                for c in r.entity_conflicts[:shown]]
+        if rows:
+            out.append(table(rows, ["where", "text", "type", "usually", "counts"]))
+    within = [d for d in r.near_duplicates if d.other_file == r.file]
+    out.append(f"\nNear-duplicates within the file: {len(within):,}"
+               + (f"; of training examples (leaks): {len(r.leaks):,}" if r.train_file else ""))
+    rows = [[f"{r.file}:{d.line}", f"{d.other_file}:{d.other_line}",
+             "exact" if d.exact else f"{d.similarity:.2f}",
+             "same" if d.same_answer else "DIFFERENT"]
+            for d in (r.leaks[:shown] + within[:shown])]
+    if rows:
+        out.append(table(rows, ["where", "copy of", "similarity", "answer"]))
+    out.append(f"\nOutliers: {len(r.outliers):,}")
+    rows = [[f"{r.file}:{o.line}", o.kind, o.field, o.detail] for o in r.outliers[:shown]]
+    if rows:
+        out.append(table(rows))
+    listed = max(len(r.label_errors), len(r.entity_conflicts), len(within), len(r.leaks),
+                 len(r.outliers))
+    if listed > shown:
+        out.append(f"\n(first {shown} of each shown; --json lists all)")
+    out.append(f"\nTook {sum(r.seconds.values()):.1f} s")
     return "\n".join(out)
 
 
