@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from tunesmith import __version__
-from tunesmith.cli import compare, cost, data, demo, eval, export, serve, train
+from tunesmith.cli import compare, cost, curve, data, demo, eval, export, serve, train
 from tunesmith.errors import TunesmithError
 
 COMMANDS: dict[str, ModuleType] = {
@@ -23,6 +23,7 @@ COMMANDS: dict[str, ModuleType] = {
     "train": train,
     "eval": eval,
     "compare": compare,
+    "curve": curve,
     "cost": cost,
     "demo": demo,
     "serve": serve,

@@ -1,0 +1,322 @@
+"""`run_curve`: one fine-tune per training-set size, each evaluated on the same test split, the
+curve fitted, and curve.json / curve.png written.
+
+    for n in sizes (smallest first, each a superset of the last):
+        train on the first n examples of the nested order (the same hyper-parameter rule)
+        evaluate on the test split, with a 95% bootstrap interval
+    fit, invert for --target, find where fine-tuning passes the best prompt, backtest
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tunesmith.atomic import atomic_open
+from tunesmith.config import TrainConfig
+from tunesmith.curve.fit import HORIZON, backtest, fit_curve, needed_interval
+from tunesmith.curve.subsets import MIN_SIZE, auto_sizes, nested_order
+from tunesmith.data.splits import load_task_data, read_valid
+from tunesmith.data.taskfile import write_task
+from tunesmith.errors import UsageError
+from tunesmith.evaluation.backends import open_backend
+from tunesmith.evaluation.runner import TASK_METRIC, EvalResult, evaluate
+from tunesmith.hparams import auto_epochs
+from tunesmith.modeling import DEFAULT_MODEL
+from tunesmith.outputs import check_not_input, claim_dir
+from tunesmith.prompting.prompter import PromptConfig
+
+log = logging.getLogger(__name__)
+
+CURVE_FILES = ("curve.json", "curve.png")
+TRAIN_COST_FACTOR = 3.0
+"""A training token costs about three forward-pass tokens (forward plus backward), for the
+estimate printed before anything is trained; later sizes use the measured rate."""
+
+
+@dataclass
+class CurveConfig:
+    data: str
+    """A `data prepare` folder."""
+    out: str = "curve"
+    model: str = DEFAULT_MODEL
+    method: str = "lora"
+    """lora, full, lora-head or full-head (see compare --method)."""
+    sizes: list[int] | None = None
+    """Training-set sizes; None: halvings of the training split down to 50."""
+    target: float | None = None
+    """A metric value to find the examples needed for."""
+    shots: list[int] = field(default_factory=lambda: [0, 5])
+    """Prompting bands: k-shot rows of the base model on the same test split."""
+    max_test: int | None = None
+    budget_minutes: float | None = None
+    seed: int = 0
+    mode: str = "score"
+    quiet: bool = False
+
+
+@dataclass
+class CurvePoint:
+    n: int
+    metric: float
+    low: float
+    high: float
+    run: str
+    seconds: float
+    epochs: int
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "metric": round(self.metric, 4), "low": round(self.low, 4),
+                "high": round(self.high, 4), "run": self.run, "train_seconds": round(self.seconds, 1),
+                "epochs": self.epochs}
+
+
+def interval(result: EvalResult, labels: list[str], resamples: int = 1000,
+             seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of a result's task metric (examples resampled)."""
+    from tunesmith.report.recommend import sampler
+
+    metric = sampler(result, labels)
+    rng = np.random.default_rng(seed)
+    values = [metric(rng.integers(0, result.n, result.n)) for _ in range(resamples)]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _sizes(requested: list[int] | None, n_train: int) -> list[int]:
+    if requested is None:
+        return auto_sizes(n_train)
+    sizes = sorted(set(requested))
+    too_big = [s for s in sizes if s > n_train]
+    if too_big:
+        raise UsageError(f"--sizes {','.join(map(str, too_big))}: the training split has only "
+                         f"{n_train:,} examples.")
+    if sizes[0] < MIN_SIZE or len(sizes) < 2:
+        raise UsageError(f"--sizes needs at least two sizes of {MIN_SIZE} or more examples.")
+    return sizes
+
+
+def plan_minutes(sizes: list[int], tokens_per_example: float, train_tokens_per_s: float,
+                 eval_seconds: float) -> list[float]:
+    """Estimated minutes per size: auto epochs x n x mean tokens at the training rate, plus one
+    evaluation of the test split."""
+    return [(auto_epochs(n) * n * tokens_per_example / train_tokens_per_s + eval_seconds) / 60
+            for n in sizes]
+
+
+def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
+              say: Callable[[str], None] = lambda message: None) -> dict:
+    """Train and evaluate one fine-tune per size and write CURVE_FILES into `cfg.out`.
+
+    Args:
+        prompts: prompting results on the same test split (compare passes its own); None
+            evaluates `cfg.shots` of the base model here.
+        say: where the plan and progress go (the command line prints them).
+
+    Returns:
+        The curve.json document.
+
+    Raises:
+        UsageError: bad sizes, a folder that is not ours, no test split.
+    """
+    from tunesmith.report.compare import METHODS, _head
+    from tunesmith.training import train
+
+    if cfg.method not in METHODS:
+        raise UsageError(f"--method {cfg.method}: one of {', '.join(METHODS)}.")
+    td = load_task_data(cfg.data)
+    head = _head(cfg.method, td.spec.task)
+    if not td.test:
+        raise UsageError(f"--data {cfg.data}: no test split (test.jsonl) to measure the curve "
+                         "on.")
+    sizes = _sizes(cfg.sizes, len(td.train))
+    out = claim_dir(cfg.out, owned=CURVE_FILES + ("data/task.json",))
+    data = Path(cfg.data)
+    check_not_input([out / "data", out / "runs", *(out / n for n in CURVE_FILES)],
+                    [data / n for n in ("train.jsonl", "validation.jsonl", "test.jsonl",
+                                        "task.json")])
+    write_task(out / "data", td.spec)
+    test = td.test[: cfg.max_test] if cfg.max_test else td.test
+    val_path = td.folder / "validation.jsonl"
+    has_val = val_path.is_file() and bool(read_valid(val_path).examples)
+    order = nested_order(td.train, td.spec.task, cfg.seed)
+    labels = td.spec.labels
+    metric_name = TASK_METRIC[td.spec.task]
+
+    # ---- prompting bands and the rates the plan is estimated from ---------------------------
+    backend = open_backend(cfg.model, seed=cfg.seed)
+    tokenizer = backend.tokenizer
+    if prompts is None:
+        prompts = []
+        for shots in sorted(set(cfg.shots)):
+            name = f"{shots}-shot" if shots else "zero-shot"
+            say(f"prompting band: {name} on {len(test):,} test examples")
+            prompts.append(evaluate(backend, test, td.spec, prompt=PromptConfig(shots, seed=cfg.seed),
+                                    train=td.train, name=name, kind="prompt", mode=cfg.mode))
+    from tunesmith.evaluation.throughput import measure
+
+    rates = measure(backend.model)
+    del backend
+    gc.collect()
+    texts = [json.dumps(td.train[i].to_chat(), ensure_ascii=False) for i in order]
+    tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts[:200]]
+    per_example = float(np.mean(tokens)) if tokens else 1.0
+    train_rate = rates.prefill_tokens_per_s / TRAIN_COST_FACTOR
+    eval_seconds = len(test) * rates.seconds(per_example, 4, scored=True)
+    estimate = plan_minutes(sizes, per_example, train_rate, eval_seconds)
+    say("plan: " + ", ".join(f"{n:,} examples ~{m:.1f} min" for n, m in zip(sizes, estimate))
+        + f"; about {sum(estimate):.0f} min in all"
+        + (f" (budget {cfg.budget_minutes:g} min)" if cfg.budget_minutes else ""))
+
+    # ---- one fine-tune per size -------------------------------------------------------------
+    points: list[CurvePoint] = []
+    skipped: list[int] = []
+    started = time.perf_counter()
+    seconds_per_token: float | None = None
+    for n, guess in zip(sizes, estimate):
+        if seconds_per_token is not None:
+            guess = (auto_epochs(n) * n * per_example * seconds_per_token + eval_seconds) / 60
+        used = (time.perf_counter() - started) / 60
+        if cfg.budget_minutes is not None and used + guess > cfg.budget_minutes:
+            skipped = [s for s in sizes if s >= n]
+            say(f"stopping before {n:,} examples: ~{guess:.1f} more min would pass the "
+                f"{cfg.budget_minutes:g}-min budget ({used:.1f} min used)")
+            break
+        subset = [td.train[i] for i in order[:n]]
+        train_file = out / "data" / f"train-{n}.jsonl"
+        with atomic_open(train_file) as f:
+            f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in subset)
+        run_dir = out / "runs" / f"n{n}"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # curve owns its runs: a rerun trains afresh
+        say(f"fine-tuning on {n:,} examples ({cfg.method})")
+        t0 = time.perf_counter()
+        trained = train(TrainConfig(
+            train_file=str(train_file), val_file=str(val_path) if has_val else None,
+            out=str(run_dir), model=cfg.model, method=cfg.method.removesuffix("-head"),
+            head=head, seed=cfg.seed, quiet=True))
+        seconds = time.perf_counter() - t0
+        epochs, trained_tokens = trained.config.epochs, trained.trained_tokens
+        del trained
+        gc.collect()
+        seconds_per_token = seconds / max(trained_tokens, 1)
+        backend = open_backend(str(run_dir))
+        result = evaluate(backend, test, td.spec, kind="fine-tune", name=f"n={n}",
+                          mode=cfg.mode)
+        del backend
+        gc.collect()
+        low, high = interval(result, labels, seed=cfg.seed)
+        points.append(CurvePoint(n, result.score, low, high, str(run_dir), seconds, epochs))
+        say(f"  {n:,} examples: {metric_name} {result.score:.3f} [{low:.3f}, {high:.3f}] "
+            f"({seconds / 60:.1f} min training)")
+
+    doc = summarize(points, prompts, labels, metric_name, cfg, skipped, len(td.train), out)
+    plot_curve(doc, out / "curve.png")
+    with atomic_open(out / "curve.json") as f:
+        json.dump(doc, f, indent=2)
+    return doc
+
+
+def summarize(points: list[CurvePoint], prompts: list[EvalResult], labels: list[str],
+              metric_name: str, cfg: CurveConfig, skipped: list[int], n_train: int,
+              out: Path) -> dict:
+    bands = []
+    for p in prompts:
+        low, high = interval(p, labels, seed=cfg.seed)
+        bands.append({"name": p.name, "metric": round(p.score, 4), "low": round(low, 4),
+                      "high": round(high, 4)})
+    doc: dict = {"data": cfg.data, "model": cfg.model, "method": cfg.method,
+                 "metric": metric_name, "training_examples": n_train,
+                 "points": [p.to_dict() for p in points], "prompting": bands,
+                 "skipped_sizes": skipped, "fit": None, "fits": [], "target": cfg.target,
+                 "examples_needed": None, "beats_best_prompt_from": None, "backtest": None,
+                 "out": str(out)}
+    if len(points) < 2:
+        doc["note"] = "fewer than two sizes measured: no curve fitted"
+        return doc
+    n = np.array([p.n for p in points], dtype=float)
+    m = np.array([p.metric for p in points])
+    low, high = np.array([p.low for p in points]), np.array([p.high for p in points])
+    fit, fits = fit_curve(n, m)
+    doc["fit"] = fit.to_dict() | {"chosen_by": "lower AICc" if len(fits) > 1 and
+                                  fits[1].aicc is not None else "log-linear (too few points "
+                                  "to charge the power law's third parameter)"}
+    doc["fits"] = [f.to_dict() for f in fits]
+    horizon = HORIZON * float(n.max())
+    if cfg.target is not None:
+        needed = fit.needed(cfg.target, horizon)
+        lo, hi = needed_interval(fit, n, m, low, high, cfg.target, horizon, seed=cfg.seed)
+        doc["examples_needed"] = {
+            "target": cfg.target, "n": None if needed is None else math.ceil(needed),
+            "low": None if lo is None else math.ceil(lo), "high": None if hi is None else
+            math.ceil(hi), "horizon": int(horizon),
+            "text": (f"examples needed for {metric_name} {cfg.target:g}: about "
+                     f"{math.ceil(needed):,} (95% interval {_n(lo)} to {_n(hi)})"
+                     if needed is not None else
+                     f"{metric_name} {cfg.target:g} is not reached within 10x the data you have "
+                     f"({int(horizon):,} examples)")}
+    if bands:
+        best = max(bands, key=lambda b: b["metric"])
+        beats = fit.needed(best["metric"], horizon)
+        measured = next((int(p.n) for p in points if p.metric > best["metric"]), None)
+        doc["beats_best_prompt_from"] = {
+            "prompt": best["name"], "prompt_metric": best["metric"],
+            "n": None if beats is None else max(1, math.ceil(beats)),
+            "first_measured_size_above": measured,
+            "text": (f"fine-tuning beats the best prompt ({best['name']}, {best['metric']:.3f}) "
+                     f"from about {max(1, math.ceil(beats)):,} examples" if beats is not None
+                     else f"fine-tuning does not reach the best prompt ({best['name']}, "
+                     f"{best['metric']:.3f}) within {int(horizon):,} examples on this curve")}
+    doc["backtest"] = backtest(n, m, fit.form)
+    if doc["backtest"] is None:
+        doc["backtest_note"] = "a backtest needs three sizes or more"
+    return doc
+
+
+def _n(value: float | None) -> str:
+    return "beyond 10x the data" if value is None else f"{math.ceil(value):,}"
+
+
+def plot_curve(doc: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    points = doc["points"]
+    if points:
+        n = np.array([p["n"] for p in points], dtype=float)
+        m = np.array([p["metric"] for p in points])
+        ax.errorbar(n, m, yerr=[m - [p["low"] for p in points], [p["high"] for p in points] - m],
+                    fmt="o", color="C0", capsize=3, label=f"fine-tuned ({doc['method']}), 95% CI")
+        if doc["fit"]:
+            from tunesmith.curve.fit import Fit
+
+            fit = Fit(doc["fit"]["form"], doc["fit"]["params"], 0.0, None)
+            xs = np.logspace(np.log10(n.min()), np.log10(n.max() * HORIZON), 100)
+            ax.plot(xs, np.clip(fit.predict(xs), 0, 1), "-", color="C0", alpha=0.6,
+                    label=f"fit: {fit.form}")
+    for i, band in enumerate(doc["prompting"]):
+        ax.axhspan(band["low"], band["high"], color=f"C{i + 1}", alpha=0.15)
+        ax.axhline(band["metric"], color=f"C{i + 1}", lw=1, label=f"{band['name']} (prompt)")
+    if doc.get("target") is not None:
+        ax.axhline(doc["target"], color="grey", ls=":", lw=1, label=f"target {doc['target']:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel(doc["metric"])
+    ax.set_title("Learning curve on the test split")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
