@@ -57,3 +57,19 @@ def test_curve_refuses_bad_sizes_and_respects_the_budget(curve_data, tiny_model_
                  str(tmp_path / "b"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["points"] == [] and doc["skipped_sizes"] == [8, 16] and doc["fit"] is None
+
+
+def test_compare_curve_puts_the_curve_and_the_audit_in_the_report(curve_data, tiny_model_dir,
+                                                                 tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["compare", "--data", str(curve_data), "--model", str(tiny_model_dir),
+                 "--shots", "0", "--epochs", "1", "--curve", "--curve-sizes", "8,16",
+                 "--out", str(out), "--quiet", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["n"] for p in doc["curve"]["points"]] == [8, 16]
+    assert doc["curve"]["prompting"][0]["name"] == "zero-shot"  # compare's own prompting rows
+    assert doc["audit"]["train"]["examples"] == 42 and "leaks" in doc["audit"]["test"]
+    md = (out / "report.md").read_text()
+    assert "## Learning curve" in md and "## Data audit" in md
+    assert "![Learning curve](curve/curve.png)" in md
+    assert (out / "report.html").read_text().count("<img ") == 4  # loss, cost, confusion, curve

@@ -36,6 +36,12 @@ def _methods(value: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def _curve_sizes(value: str) -> list[int] | None:
+    from tunesmith.cli.curve import _sizes
+
+    return _sizes(value)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="prompting vs fine-tuning on the same test split, with a "
                        "report and a recommendation",
@@ -80,6 +86,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "split (as train --tune); every trial's time counts as training time")
     p.add_argument("--tune-budget-minutes", type=types.positive_float, default=60.0,
                    help="--tune: wall-clock budget per fine-tuning approach (default 60)")
+    p.add_argument("--no-audit", dest="audit", action="store_false",
+                   help="skip the data audit of the training and test splits (seconds with the "
+                   "TF-IDF probe; `tunesmith data audit` runs the full one)")
+    p.add_argument("--curve", action="store_true",
+                   help="also measure the learning curve of the first --method (as `tunesmith "
+                   "curve`, one fine-tune per size) into REPORT_DIR/curve and the report")
+    p.add_argument("--curve-sizes", type=_curve_sizes, default=None, metavar="SIZES",
+                   help="--curve: training-set sizes, or auto (default auto)")
+    p.add_argument("--target", type=types.fraction,
+                   help="--curve: the metric value to estimate the examples needed for")
     add_endpoint_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
@@ -94,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode, seed=args.seed, quiet=args.quiet, base_url=args.base_url,
         api_key_env=args.api_key_env, concurrency=args.concurrency, use_cache=args.use_cache,
         search_examples=args.search_examples, tune=args.tune,
-        tune_budget_minutes=args.tune_budget_minutes))
+        tune_budget_minutes=args.tune_budget_minutes, audit=args.audit, curve=args.curve,
+        curve_sizes=args.curve_sizes, target=args.target))
     if args.json:
         print_json(report.to_dict())
     else:

@@ -58,6 +58,8 @@ class CurveConfig:
     shots: list[int] = field(default_factory=lambda: [0, 5])
     """Prompting bands: k-shot rows of the base model on the same test split."""
     max_test: int | None = None
+    max_train: int | None = None
+    """Use only the first N examples of the training split (compare --max-train)."""
     budget_minutes: float | None = None
     seed: int = 0
     mode: str = "score"
@@ -138,6 +140,8 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
     if not td.test:
         raise UsageError(f"--data {cfg.data}: no test split (test.jsonl) to measure the curve "
                          "on.")
+    if cfg.max_train:
+        td.train = td.train[: cfg.max_train]
     sizes = _sizes(cfg.sizes, len(td.train))
     out = claim_dir(cfg.out, owned=CURVE_FILES + ("data/task.json",))
     data = Path(cfg.data)

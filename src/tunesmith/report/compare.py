@@ -81,6 +81,13 @@ class CompareConfig:
     --tune`); the time of every trial counts as training time."""
     tune_budget_minutes: float = 60.0
     """Per fine-tuning approach."""
+    audit: bool = True
+    """Audit the training split and the test split against it (TF-IDF probe; seconds)."""
+    curve: bool = False
+    """Also measure the learning curve of the first method (`tunesmith curve`) in REPORT_DIR/curve."""
+    curve_sizes: list[int] | None = None
+    target: float | None = None
+    """`curve`: the metric value to estimate the examples needed for."""
 
 
 def compare(cfg: CompareConfig) -> Report:
@@ -125,6 +132,7 @@ def compare(cfg: CompareConfig) -> Report:
                  for spec in prompt_models if is_endpoint(spec)}  # misconfigured: fail now
 
     write_task(out / "data", td.spec)  # first: it marks REPORT_DIR as compare's own
+    audit = audit_summary(td.folder) if cfg.audit else {}
 
     # ---- prompting -------------------------------------------------------------------------
     results: list[EvalResult] = []
@@ -195,6 +203,17 @@ def compare(cfg: CompareConfig) -> Report:
         trainings[name] = {"run": str(run_dir), "method": method, **summary,
                            "openai_auto_epochs": auto_epochs(len(train_examples))}
 
+    curve = None
+    if cfg.curve:
+        from tunesmith.curve.run import CurveConfig, run_curve
+
+        curve = run_curve(CurveConfig(
+            data=cfg.data, out=str(out / "curve"), model=cfg.model, method=cfg.methods[0],
+            sizes=cfg.curve_sizes, target=cfg.target, max_test=cfg.max_test,
+            max_train=cfg.max_train, seed=cfg.seed, mode=cfg.mode, quiet=cfg.quiet),
+            prompts=[r for r in results if r.kind == "prompt"],
+            say=lambda message: log.info("curve: %s", message))
+
     # ---- cost and recommendation -----------------------------------------------------------
     costs, openai_costs = price_approaches(results, prices, hardware, throughput,
                                            training=billing, endpoints=endpoints)
@@ -207,7 +226,7 @@ def compare(cfg: CompareConfig) -> Report:
         td.spec.to_dict(), str(cfg.data), cfg.model, prompt_models, len(test),
         len(train_examples), results, costs, openai_costs, payback, rec, trainings,
         hardware.name, prices.as_of, out, {k: v.to_dict() for k, v in throughput.items()},
-        searches, cfg.requests_per_month)
+        searches, cfg.requests_per_month, audit, curve)
     best = report.best_prompt
     plot_costs(list(costs.values()) + [openai_costs[best.name],
                                        openai_costs[report.fine_tuned.name]],
@@ -219,6 +238,33 @@ def compare(cfg: CompareConfig) -> Report:
 
 
 METHODS = ("lora", "full", "lora-head", "full-head")
+SHOWN = 5
+"""Examples of each audit finding the report lists."""
+
+
+def audit_summary(folder: Path) -> dict:
+    """`data audit` of train.jsonl, and of test.jsonl against it: counts and the top findings."""
+    from tunesmith.audit.report import audit_file
+
+    summary = {}
+    train = folder / "train.jsonl"
+    for split, path in (("train", train), ("test", folder / "test.jsonl")):
+        if not path.is_file() or not path.stat().st_size:
+            continue
+        report = audit_file(path, train_path=train if split == "test" else None)
+        within = [d for d in report.near_duplicates if d.other_file == report.file]
+        summary[split] = {
+            "file": str(path), "examples": report.examples, "task": report.task,
+            "label_errors": len(report.label_errors),
+            "entity_conflicts": len(report.entity_conflicts),
+            "near_duplicates": len(within), "leaks": len(report.leaks),
+            "outliers": len(report.outliers), "seconds": round(sum(report.seconds.values()), 1),
+            "top_label_errors": [e.to_dict() for e in report.label_errors[:SHOWN]],
+            "top_entity_conflicts": [c.to_dict() for c in report.entity_conflicts[:SHOWN]],
+            "top_leaks": [d.to_dict() for d in report.leaks[:SHOWN]],
+            "top_near_duplicates": [d.to_dict() for d in within[:SHOWN]],
+        }
+    return summary
 
 
 def _head(method: str, task: str) -> str:

@@ -43,6 +43,10 @@ class Report:
     prompt_searches: dict = field(default_factory=dict)
     """Prompted model -> the validation search behind its `best prompt` row."""
     requests_per_month: int = 0
+    audit: dict = field(default_factory=dict)
+    """`data audit` of the training split, and of the test split against it (leaks)."""
+    curve: dict | None = None
+    """`compare --curve`: the curve.json document."""
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
     @property
@@ -78,4 +82,6 @@ class Report:
             "prompt_searches": self.prompt_searches,
             "recommendation": self.recommendation.to_dict(),
             "training": self.training,
+            "audit": self.audit,
+            "curve": self.curve,
         }

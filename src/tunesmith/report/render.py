@@ -121,6 +121,66 @@ def disagreements(report: Report) -> list[dict]:
     return out
 
 
+Section = tuple[str, list[str], list[tuple[list[str], list[list[str]]]]]
+"""A report section: title, paragraphs, tables (header, rows)."""
+
+
+def audit_section(report: Report) -> Section | None:
+    """`## Data audit`: what `data audit` found in the training split and the test split."""
+    if not report.audit:
+        return None
+    paragraphs, tables = [], []
+    train, test = report.audit.get("train"), report.audit.get("test")
+    if train:
+        found = (f"{train['label_errors']:,} probable label errors"
+                 if train["task"] == "classification" else
+                 f"{train['entity_conflicts']:,} entity spans typed unlike elsewhere"
+                 if train["task"] == "ner" else None)
+        paragraphs.append(
+            f"Training split ({train['examples']:,} examples): "
+            + (f"{found}, " if found else "")
+            + f"{train['near_duplicates']:,} near-duplicates, {train['outliers']:,} outliers "
+            f"({train['seconds']:.1f} s; `tunesmith data audit {train['file']}` lists them all).")
+        if train["top_label_errors"]:
+            tables.append((["line", "label", "suggested", "confidence"],
+                           [[str(e["line"]), e["label"], e["suggested"], f"{e['confidence']:.2f}"]
+                            for e in train["top_label_errors"]]))
+        if train["top_entity_conflicts"]:
+            tables.append((["line", "text", "type", "usually"],
+                           [[str(c["line"]), c["text"], c["type"], c["usual_type"]]
+                            for c in train["top_entity_conflicts"]]))
+    if test:
+        paragraphs.append(
+            f"Test split ({test['examples']:,} examples): {test['leaks']:,} are near-copies of "
+            "training examples" + (" (the test score may flatter every approach that saw the "
+                                   "training split)" if test["leaks"] else "") + ".")
+        if test["top_leaks"]:
+            tables.append((["test line", "training line", "similarity", "answer"],
+                           [[str(d["line"]), str(d["other_line"]),
+                             "exact" if d["exact"] else f"{d['similarity']:.2f}",
+                             "same" if d["same_answer"] else "different"]
+                            for d in test["top_leaks"]]))
+    return "Data audit", paragraphs, tables
+
+
+def curve_section(report: Report) -> Section | None:
+    """`## Learning curve` (compare --curve)."""
+    if not report.curve:
+        return None
+    from tunesmith.cli.curve import curve_sentences
+
+    doc = report.curve
+    rows = [[f"{p['n']:,}", f"{p['metric']:.3f}", f"[{p['low']:.3f}, {p['high']:.3f}]"]
+            for p in doc["points"]]
+    return ("Learning curve", [f"Fine-tuned ({doc['method']}) on nested subsets of the training "
+                               "split; prompting rows as bands."] + curve_sentences(doc),
+            [(["examples", doc["metric"], "95% interval"], rows)])
+
+
+def _sections(report: Report) -> list[Section]:
+    return [s for s in (audit_section(report), curve_section(report)) if s is not None]
+
+
 def _show(value) -> str:
     if value is None:
         return "(invalid)"
@@ -158,6 +218,8 @@ def write_report(report: Report) -> None:
         plot_per_type({r.name: r.metrics["per_type"] for r in report.results},
                       out / "per_type_f1.png")
         figures["Entity F1 per type"] = out / "per_type_f1.png"
+    if report.curve:
+        figures["Learning curve"] = out / "curve" / "curve.png"
     figures = {k: v for k, v in figures.items() if v.is_file()}
 
     write_text(out / "report.json", json.dumps(report.to_dict(), indent=2, default=str) + "\n")
@@ -191,6 +253,9 @@ def write_report(report: Report) -> None:
     for caption, rows_ in tune_sections(report):
         md += ["## Settings chosen on the validation split\n", caption + "\n",
                _md_table(TUNE_HEADER, rows_), ""]
+    for title, paragraphs, tables in _sections(report):
+        md += [f"## {title}\n", *(p + "\n" for p in paragraphs)]
+        md += [_md_table(h, r) + "\n" for h, r in tables]
     notes = _notes(report)
     if notes:
         md += ["## Notes\n"] + [f"- {n}" for n in notes] + [""]
@@ -198,7 +263,7 @@ def write_report(report: Report) -> None:
         keys = list(examples[0])
         md += ["## Examples where the approaches disagree\n",
                _md_table(keys, [[_show(e[k])[:120] for k in keys] for e in examples])]
-    md += [f"\n![{name}]({path.name})" for name, path in figures.items()]
+    md += [f"\n![{name}]({path.relative_to(out)})" for name, path in figures.items()]
     write_text(out / "report.md", "\n".join(md) + "\n")
     write_text(out / "report.html", _html(report, header, rows, diffs, openai_rows, paybacks,
                                           searches, notes, examples, figures))
@@ -246,6 +311,10 @@ def _html(report, header, rows, diffs, openai_rows, paybacks, searches, notes, e
     tuned = "".join(f"<h2>Settings chosen on the validation split</h2><p>{html.escape(c)}</p>"
                     + _html_table(TUNE_HEADER, r) for c, r in tune_sections(report))
     prompted = ", ".join(f"<code>{html.escape(m)}</code>" for m in report.prompt_models)
+    extra = "".join(f"<h2>{html.escape(title)}</h2>"
+                    + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+                    + "".join(_html_table(h, r) for h, r in tables)
+                    for title, paragraphs, tables in _sections(report))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tunesmith report</title>
 <style>
@@ -274,6 +343,7 @@ training / {report.n_test} test examples · {html.escape(report.created)}</p>
 {_html_table(["approach", "priced as", "$/1k requests", "one-off $"], openai_rows)}
 <h2>Training</h2><ul>{training}</ul>
 {tuned}
+{extra}
 {notes_html}
 {example_table}
 <h2>Figures</h2>{imgs}
