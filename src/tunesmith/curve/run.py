@@ -25,7 +25,7 @@ from tunesmith.atomic import atomic_open
 from tunesmith.config import TrainConfig
 from tunesmith.curve.fit import HORIZON, backtest, fit_curve, needed_interval
 from tunesmith.curve.subsets import MIN_SIZE, auto_sizes, nested_order
-from tunesmith.data.splits import load_task_data, read_valid
+from tunesmith.data.splits import load_task_data
 from tunesmith.data.taskfile import write_task
 from tunesmith.errors import UsageError
 from tunesmith.evaluation.backends import open_backend
@@ -150,8 +150,6 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
                                         "task.json")])
     write_task(out / "data", td.spec)
     test = td.test[: cfg.max_test] if cfg.max_test else td.test
-    val_path = td.folder / "validation.jsonl"
-    has_val = val_path.is_file() and bool(read_valid(val_path).examples)
     order = nested_order(td.train, td.spec.task, cfg.seed)
     labels = td.spec.labels
     metric_name = TASK_METRIC[td.spec.task]
@@ -205,8 +203,9 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
         say(f"fine-tuning on {n:,} examples ({cfg.method})")
         t0 = time.perf_counter()
         trained = train(TrainConfig(
-            train_file=str(train_file), val_file=str(val_path) if has_val else None,
-            out=str(run_dir), model=cfg.model, method=cfg.method.removesuffix("-head"),
+            # No validation passes: the curve is read on the test split, and a fixed validation
+            # cost per run would make the small sizes as dear as the large ones.
+            train_file=str(train_file), val_file=None, out=str(run_dir), model=cfg.model, method=cfg.method.removesuffix("-head"),
             head=head, seed=cfg.seed, quiet=True))
         seconds = time.perf_counter() - t0
         epochs, trained_tokens = trained.config.epochs, trained.trained_tokens
