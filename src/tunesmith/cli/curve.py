@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
 def render_curve(doc: dict) -> str:
     rows = [[f"{p['n']:,}", f"{p['metric']:.3f}", f"[{p['low']:.3f}, {p['high']:.3f}]",
              f"{p['train_seconds'] / 60:.1f}"] for p in doc["points"]]
-    lines = [f"\n{doc['metric']} on the test split, fine-tuned ({doc['method']}) "
-             f"{doc['model']}:", table(rows, ["examples", doc["metric"], "95% CI", "train min"])]
+    lines = [(f"\n{doc['metric']} on the test split, fine-tuned ({doc['method']}) "
+             f"{doc['model']}:"), table(rows, ["examples", doc["metric"], "95% CI", "train min"])]
     for band in doc["prompting"]:
         lines.append(f"  prompting {band['name']}: {band['metric']:.3f} "
                      f"[{band['low']:.3f}, {band['high']:.3f}]")

@@ -172,8 +172,8 @@ def curve_section(report: Report) -> Section | None:
     doc = report.curve
     rows = [[f"{p['n']:,}", f"{p['metric']:.3f}", f"[{p['low']:.3f}, {p['high']:.3f}]"]
             for p in doc["points"]]
-    return ("Learning curve", [f"Fine-tuned ({doc['method']}) on nested subsets of the training "
-                               "split; prompting rows as bands."] + curve_sentences(doc),
+    return ("Learning curve", [(f"Fine-tuned ({doc['method']}) on nested subsets of the training "
+                               "split; prompting rows as bands.")] + curve_sentences(doc),
             [(["examples", doc["metric"], "95% interval"], rows)])
 
 
