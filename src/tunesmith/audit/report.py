@@ -11,11 +11,11 @@ from tunesmith.audit.duplicates import DEFAULT_SIMILARITY, NearDuplicate, Text, 
 from tunesmith.audit.entities import EntityConflict, find_entity_conflicts
 from tunesmith.audit.labels import LabelError, find_label_errors
 from tunesmith.audit.outliers import Outlier, find_outliers
-from tunesmith.audit.text import answer_text, input_text, words
+from tunesmith.audit.text import input_text, words
 from tunesmith.data.examples import Dataset, Task
 from tunesmith.data.formats import read_dataset
 from tunesmith.data.taskfile import read_task
-from tunesmith.data.validate import infer_task, parse_entities
+from tunesmith.data.validate import infer_task, label_of, parse_entities
 
 
 @dataclass
@@ -53,7 +53,7 @@ class AuditReport:
 
 
 def _texts(data: Dataset) -> list[Text]:
-    return [Text(e.line, words(input_text(e)), answer_text(e)) for e in data.examples]
+    return [Text(e.line, words(input_text(e)), label_of(e)) for e in data.examples]
 
 
 def audit_file(
@@ -99,7 +99,7 @@ def audit_file(
             embeddings = hidden_state_features(examples, model, progress)
             lap("hidden_states")
         report.label_errors, report.methods["label_errors"] = find_label_errors(
-            [input_text(e) for e in examples], [answer_text(e) for e in examples],
+            [input_text(e) for e in examples], [label_of(e) for e in examples],
             [e.line for e in examples], embeddings=embeddings, folds=folds, seed=seed,
             progress=progress)
         if model is not None:
@@ -108,7 +108,7 @@ def audit_file(
     elif task == "ner":
         spans = [(e.line, ent.text, ent.type) for e in examples
                  for ent in (e.entities if e.entities is not None else
-                             _entities(answer_text(e)))]
+                             _entities(label_of(e)))]
         report.entity_conflicts = find_entity_conflicts(spans)
         lap("entity_conflicts")
     progress("near-duplicates")
@@ -124,7 +124,7 @@ def audit_file(
     lap("near_duplicates")
     report.outliers = find_outliers([(e.line, input_text(e)) for e in examples], "input")
     if task == "chat":
-        report.outliers += find_outliers([(e.line, answer_text(e)) for e in examples], "answer")
+        report.outliers += find_outliers([(e.line, label_of(e)) for e in examples], "answer")
         report.outliers.sort(key=lambda o: o.line)
     lap("outliers")
     return report

@@ -12,10 +12,6 @@ def input_text(example: Example) -> str:
     return example.prompt_key.replace("\x1f", "\n")
 
 
-def answer_text(example: Example) -> str:
-    return example.label if example.label is not None else example.target.strip()
-
-
 def words(text: str) -> list[str]:
     """Case-folded NFKC words with punctuation removed: "Isn't it GREAT?!" -> [isnt, it, great].
     Punctuation is deleted rather than spaced, so "there's" and "there 's" differ by one word

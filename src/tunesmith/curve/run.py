@@ -30,8 +30,9 @@ from tunesmith.data.taskfile import write_task
 from tunesmith.errors import UsageError
 from tunesmith.evaluation.backends import open_backend
 from tunesmith.evaluation.runner import TASK_METRIC, EvalResult, evaluate
+from tunesmith.evaluation.throughput import Throughput, measure
 from tunesmith.hparams import auto_epochs
-from tunesmith.modeling import DEFAULT_MODEL
+from tunesmith.modeling import DEFAULT_MODEL, load_tokenizer
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.prompting.prompter import PromptConfig
 
@@ -119,12 +120,14 @@ def plan_minutes(sizes: list[int], tokens_per_example: float, train_tokens_per_s
 
 
 def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
+              rates: Throughput | None = None,
               say: Callable[[str], None] = lambda message: None) -> dict:
     """Train and evaluate one fine-tune per size and write CURVE_FILES into `cfg.out`.
 
     Args:
         prompts: prompting results on the same test split (compare passes its own); None
             evaluates `cfg.shots` of the base model here.
+        rates: the base model's measured rates (compare has them); None measures them here.
         say: where the plan and progress go (the command line prints them).
 
     Returns:
@@ -158,20 +161,20 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
     metric_name = TASK_METRIC[td.spec.task]
 
     # ---- prompting bands and the rates the plan is estimated from ---------------------------
-    backend = open_backend(cfg.model, seed=cfg.seed)
-    tokenizer = backend.tokenizer
-    if prompts is None:
-        prompts = []
-        for shots in sorted(set(cfg.shots)):
-            name = f"{shots}-shot" if shots else "zero-shot"
-            say(f"prompting band: {name} on {len(test):,} test examples")
-            prompts.append(evaluate(backend, test, td.spec, prompt=PromptConfig(shots, seed=cfg.seed),
-                                    train=td.train, name=name, kind="prompt", mode=cfg.mode))
-    from tunesmith.evaluation.throughput import measure
-
-    rates = measure(backend.model)
-    del backend
-    gc.collect()
+    tokenizer = load_tokenizer(cfg.model)
+    if prompts is None or rates is None:  # the base model is loaded only when needed
+        backend = open_backend(cfg.model, seed=cfg.seed)
+        if prompts is None:
+            prompts = []
+            for shots in sorted(set(cfg.shots)):
+                name = f"{shots}-shot" if shots else "zero-shot"
+                say(f"prompting band: {name} on {len(test):,} test examples")
+                prompts.append(evaluate(backend, test, td.spec,
+                                        prompt=PromptConfig(shots, seed=cfg.seed), train=td.train,
+                                        name=name, kind="prompt", mode=cfg.mode))
+        rates = rates or measure(backend.model)
+        del backend
+        gc.collect()
     texts = [json.dumps(td.train[i].to_chat(), ensure_ascii=False) for i in order]
     tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts[:200]]
     per_example = float(np.mean(tokens)) if tokens else 1.0

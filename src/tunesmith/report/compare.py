@@ -211,7 +211,7 @@ def compare(cfg: CompareConfig) -> Report:
             data=cfg.data, out=str(out / "curve"), model=cfg.model, method=cfg.methods[0],
             sizes=cfg.curve_sizes, target=cfg.target, max_test=cfg.max_test,
             max_train=cfg.max_train, seed=cfg.seed, mode=cfg.mode, quiet=cfg.quiet),
-            prompts=[r for r in results if r.kind == "prompt"],
+            prompts=[r for r in results if r.kind == "prompt"], rates=throughput.get(cfg.model),
             say=lambda message: log.info("curve: %s", message))
 
     # ---- cost and recommendation -----------------------------------------------------------
