@@ -54,6 +54,22 @@ def tiny_model_dir(tokenizer, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_tools_model_dir(tiny_model_dir, tmp_path_factory):
+    """`tiny_model_dir` with a chat template that renders tools (assets/hermes_tools.jinja);
+    the default SmolLM2 template cannot."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    path = tmp_path_factory.mktemp("tiny-tools") / "model"
+    shutil.copytree(tiny_model_dir, path)
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.chat_template = (ASSETS / "hermes_tools.jinja").read_text(encoding="utf-8")
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory):
     """The tiny chat asset prepared into train/validation splits."""
     from tunesmith.data.prepare import prepare

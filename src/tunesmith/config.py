@@ -10,18 +10,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
 from tunesmith.errors import UsageError
-from tunesmith.hparams import auto_batch_size, auto_epochs, auto_learning_rate
+from tunesmith.hparams import DEFAULT_BETA, auto_batch_size, auto_epochs, auto_learning_rate
 from tunesmith.modeling import DEFAULT_MODEL
 
-Method = Literal["lora", "full"]
+Method = Literal["lora", "full", "dpo", "full-dpo"]
+Loss = Literal["sft", "dpo"]
 Head = Literal["lm", "classifier", "token"]
 Precision = Literal["auto", "fp32", "bf16"]
 Schedule = Literal["cosine", "linear", "constant"]
+TrackerName = Literal["tensorboard", "mlflow", "wandb"]
 
 
 @dataclass
@@ -37,7 +39,14 @@ class TrainConfig:
     model: str = DEFAULT_MODEL
     """Base model spec (alias, .gguf, local folder or hub id)."""
     method: Method = "lora"
-    """`lora` trains low-rank adapters (PEFT); `full` trains every weight."""
+    """`lora` trains low-rank adapters (PEFT); `full` trains every weight; `dpo` (LoRA) and
+    `full-dpo` learn preferences from a preference file (DPO; the same as `--loss dpo`)."""
+    loss: Loss = "sft"
+    """`sft` learns the answers (supervised); `dpo` learns which of two answers is preferred
+    (Direct Preference Optimization, OpenAI's `dpo` method) from preference-format data."""
+    beta: float | Literal["auto"] = "auto"
+    """DPO's beta: how far the model may move from where it started (the reference) to
+    express the preferences; higher keeps it closer. auto = 0.1 (OpenAI's and TRL's default)."""
     head: Head = "lm"
     """What the model learns to output: `lm` the answer as text (any task); `classifier` one
     label per example from the last prompt token (classification); `token` a BIO tag per word
@@ -90,6 +99,11 @@ class TrainConfig:
     """No progress bar (logs and metrics files only)."""
     resume: bool = False
     """Continue the run in `out` from its newest complete checkpoint."""
+    save_every_steps: int = 0
+    """Also checkpoint inside an epoch every this many optimizer steps (0: only by time)."""
+    save_every_minutes: float = 30.0
+    """Also checkpoint inside an epoch once this many minutes passed since the last checkpoint
+    (a crash late in a long epoch then loses at most this much); 0 turns it off."""
     tune: bool = False
     """Choose the learning rate (the auto rule x 0.5, 1, 2, 4) and the epochs (early stopping
     on the validation metric) on the validation split, one short seeded trial each; final/ is
@@ -98,11 +112,32 @@ class TrainConfig:
     """Wall-clock budget of --tune: no trial starts, and a running one stops, past it."""
     tune_examples: int = 200
     """Validation examples the task metric is measured on after each epoch of a trial."""
+    report_to: list[TrackerName] = field(default_factory=list)
+    """Also send the metrics to these trackers (comma-separated): `tensorboard` (RUN/tensorboard),
+    `mlflow` (RUN/mlflow.db unless $MLFLOW_TRACKING_URI is set), `wandb` (offline in RUN/wandb
+    unless $WANDB_API_KEY or $WANDB_MODE is set). Needs `pip install 'tunesmith[tracking]'`."""
+    wandb_project: str | None = None
+    """W&B project (default: $WANDB_PROJECT, else `tunesmith`)."""
+    wandb_entity: str | None = None
+    """W&B team or user (default: the API key's)."""
+    wandb_name: str | None = None
+    """W&B run name (default: the run folder's name)."""
+    wandb_tags: list[str] = field(default_factory=list)
+    """W&B run tags (comma-separated)."""
 
     def __post_init__(self) -> None:
         problems = []
+        if self.method in ("dpo", "full-dpo"):  # shorthand: the weights that train + the loss
+            self.method, self.loss = ("lora" if self.method == "dpo" else "full"), "dpo"
         if self.method not in ("lora", "full"):
-            problems.append(f"--method must be lora or full, not {self.method!r}")
+            problems.append(f"--method must be lora, full, dpo or full-dpo, not {self.method!r}")
+        if self.loss not in ("sft", "dpo"):
+            problems.append(f"--loss must be sft or dpo, not {self.loss!r}")
+        if self.loss == "dpo" and self.head != "lm":
+            problems.append("DPO trains the language-model head; it cannot use --head")
+        if self.beta != "auto" and (not isinstance(self.beta, (int, float))
+                                    or not 0 < self.beta <= 100):
+            problems.append("--beta must be 'auto' or a number in (0, 100]")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if value != "auto" and (not isinstance(value, int) or value < 1):
@@ -126,6 +161,8 @@ class TrainConfig:
             problems.append("--seed must be an integer from 0 to 4294967295")
         if not (0 < self.tune_budget_minutes < float("inf")) or self.tune_examples < 1:
             problems.append("--tune-budget-minutes must be positive and --tune-examples >= 1")
+        if self.save_every_steps < 0 or not 0 <= self.save_every_minutes < float("inf"):
+            problems.append("--save-every-steps and --save-every-minutes must be >= 0")
         if self.eval_every < 0 or self.eval_examples < 1:
             problems.append("--eval-every must be >= 0 and --eval-examples >= 1")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
@@ -136,6 +173,9 @@ class TrainConfig:
             problems.append("--precision must be auto, fp32 or bf16")
         if self.schedule not in ("cosine", "linear", "constant"):
             problems.append("--schedule must be cosine, linear or constant")
+        if not (isinstance(self.report_to, list)
+                and set(self.report_to) <= set(get_args(TrackerName))):
+            problems.append("--report-to must list tensorboard, mlflow or wandb (comma-separated)")
         if problems:
             raise UsageError("; ".join(problems) + ".")
 
@@ -144,14 +184,17 @@ class TrainConfig:
         epochs = auto_epochs(n_train) if self.epochs == "auto" else int(self.epochs)
         batch = auto_batch_size(n_train) if self.batch_size == "auto" else int(self.batch_size)
         batch = min(batch, max(n_train, 1))
-        lr = (auto_learning_rate(self.method, batch, self.head) if self.lr == "auto"
+        lr = (auto_learning_rate(self.method, batch, self.head, self.loss) if self.lr == "auto"
               else float(self.lr))
         lr *= self.lr_multiplier
         steps_per_epoch = -(-n_train // batch)
         total = steps_per_epoch * epochs
-        auto = [k for k in ("epochs", "batch_size", "lr") if getattr(self, k) == "auto"]
+        auto = [k for k in ("epochs", "batch_size", "lr") + (("beta",) if self.loss == "dpo" else ())
+                if getattr(self, k) == "auto"]
         return ResolvedConfig(
-            **{**dataclasses.asdict(self), "epochs": epochs, "batch_size": batch, "lr": lr},
+            **{**dataclasses.asdict(self), "epochs": epochs, "batch_size": batch, "lr": lr,
+               "beta": (DEFAULT_BETA if self.beta == "auto" else float(self.beta))
+               if self.loss == "dpo" else self.beta},
             n_train=n_train, steps_per_epoch=steps_per_epoch, total_steps=total,
             warmup_steps=round(total * self.warmup_ratio),
             eval_every_steps=self.eval_every or max(1, total // 10), auto=auto)
@@ -170,7 +213,8 @@ class ResolvedConfig(TrainConfig):
     auto: list[str] = field(default_factory=list)
     """Which fields were "auto" before resolving."""
 
-    RUN_DEFINING = ("train_file", "val_file", "model", "method", "head", "epochs", "batch_size",
+    RUN_DEFINING = ("train_file", "val_file", "model", "method", "loss", "beta", "head", "epochs",
+                    "batch_size",
                     "lr",
                     "max_seq_len", "pack", "schedule", "warmup_ratio", "weight_decay",
                     "max_grad_norm", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",

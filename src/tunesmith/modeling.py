@@ -151,9 +151,11 @@ def load_model(
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
     home: Path | None = None,
+    trainable: bool = False,
 ) -> PreTrainedModel:
     """Load a causal LM (float32 unless `dtype` says otherwise). A PEFT adapter folder loads its
-    base model and the adapter on top (not merged)."""
+    base model and the adapter on top (not merged; with `trainable` the adapter's weights
+    train, for continued fine-tuning)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -166,7 +168,7 @@ def load_model(
             base = AutoModelForCausalLM.from_pretrained(
                 adapter_base(Path(where), home), dtype=dtype or torch.float32
             )
-            model = PeftModel.from_pretrained(base, where)
+            model = PeftModel.from_pretrained(base, where, is_trainable=trainable)
         else:
             model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype or torch.float32)
     except (OSError, ValueError) as e:

@@ -74,7 +74,9 @@ def test_weight_zero_keeps_the_message_out_of_the_loss():
 def test_text_content_parts_and_tool_calls_are_accepted():
     obj = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"},
                                                      {"type": "text", "text": "b"}]},
-                        {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+                        {"role": "assistant", "content": None, "tool_calls": [{
+                            "id": "1", "type": "function",
+                            "function": {"name": "answer", "arguments": "{}"}}]},
                         {"role": "tool", "content": "42", "tool_call_id": "1"},
                         {"role": "assistant", "content": "It is 42."}]}
     example, errors = codes(obj)

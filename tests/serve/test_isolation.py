@@ -121,7 +121,8 @@ HOSTILE_INVALID = [  # refused with a 400 naming the parameter; never reach the 
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"messages": [{"role": "user", "content": None}]}, "messages.0.content"),
     ({"messages": [{"role": "user", "content": []}]}, "messages.0.content"),
-    ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.tool_call_id"),
     ({"messages": []}, "messages"),
     ({"messages": [{"role": "user", "content": "bad \udc80"}]}, None),
 ]

@@ -43,6 +43,18 @@ def _parser(hint) -> tuple[Callable[[str], object] | None, list | None]:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Literal:
         return None, list(args)
+    if origin is list:  # `--report-to tensorboard,mlflow` -> ["tensorboard", "mlflow"]
+        item, choices = _parser(args[0])
+
+        def parse_list(text: str, item=item, choices=choices) -> list:
+            values = [v.strip() for v in text.split(",") if v.strip()]
+            wrong = [v for v in values if choices and v not in choices]
+            if wrong:
+                raise argparse.ArgumentTypeError(
+                    f"{wrong[0]!r} is not one of {', '.join(map(str, choices))}")
+            return [item(v) if item else v for v in values]
+
+        return parse_list, None
     if origin in (typing.Union, types.UnionType):
         literals = [a for a in args if typing.get_origin(a) is typing.Literal]
         plain = [a for a in args if a not in literals and a is not type(None)]
@@ -86,10 +98,18 @@ def add_fields(group, cls: type, names: list[str], *,
                 group.add_argument(flag, dest=name, action="store_true", help=help_text)
             continue
         parse, choices = _parser(hints[name])
-        shown = f" (default: {default})" if default not in (None, "") else ""
+        shown = f" (default: {default})" if default not in (None, "", []) else ""
         group.add_argument(flag, dest=name, type=parse, choices=choices, default=default,
-                           metavar=None if choices else name.upper().split("_")[-1],
+                           metavar=None if choices else _metavar(name, hints[name]),
                            help=help_text + shown.replace("%", "%%"))
+
+
+def _metavar(name: str, hint) -> str:
+    """`--lr LR`; a list of choices shows them: `--report-to {tensorboard,mlflow,wandb}[,...]`."""
+    if typing.get_origin(hint) is list:
+        words = typing.get_args(typing.get_args(hint)[0])
+        return ("{" + ",".join(words) + "}" if words else name.upper().split("_")[-1]) + "[,...]"
+    return name.upper().split("_")[-1]
 
 
 def field_values(args: argparse.Namespace, names: list[str]) -> dict:

@@ -11,15 +11,17 @@ from tunesmith.config import TrainConfig
 from tunesmith.errors import UsageError
 
 GROUPS = {
-    "model and method": ["model", "method", "head", "lora_r", "lora_alpha", "lora_dropout",
+    "model and method": ["model", "method", "loss", "beta", "head", "lora_r", "lora_alpha", "lora_dropout",
                          "lora_targets"],
     "hyperparameters ('auto' follows OpenAI's rules scaled to the data)": [
         "epochs", "batch_size", "lr", "lr_multiplier", "schedule", "warmup_ratio",
         "weight_decay", "max_grad_norm", "seed"],
     "execution": ["max_seq_len", "pack", "micro_batch_tokens", "precision",
                   "gradient_checkpointing", "device", "eval_every", "eval_examples", "out",
-                  "resume", "quiet"],
+                  "resume", "save_every_steps", "save_every_minutes", "quiet"],
     "settings chosen on validation": ["tune", "tune_budget_minutes", "tune_examples"],
+    "experiment tracking": ["report_to", "wandb_project", "wandb_entity", "wandb_name",
+                            "wandb_tags"],
 }
 """Every TrainConfig field but the data files is a flag, built from the dataclass (its docstring
 is the help); a test checks that no field is left out."""
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
     cfg = result.config
-    print(f"\n{cfg.method} fine-tuning of {cfg.model}: {result.steps} steps, "
+    kind = f"{cfg.method} DPO" if cfg.loss == "dpo" else f"{cfg.method} fine-tuning"
+    print(f"\n{kind} of {cfg.model}: {result.steps} steps, "
           f"{result.trained_tokens:,} tokens in {result.seconds:,.0f} s "
           f"({result.tokens_per_s:,.0f} tokens/s)")
     if result.initial_valid_loss is not None and result.final_valid_loss is not None:

@@ -8,13 +8,14 @@ way OpenAI's data-preparation guide checks them.
 The error codes are the guide's own (`data_type`, `missing_messages_list`, `message_missing_key`,
 `message_unrecognized_key`, `unrecognized_role`, `missing_content`,
 `example_missing_assistant_message`), plus a few of ours (`invalid_weight`, `empty_target`,
-`nothing_to_learn`).
+`nothing_to_learn`). Tools, tool calls and tool results are checked by `tunesmith.data.tools`.
 """
 
 from __future__ import annotations
 
 from tunesmith.data.examples import Example, Message
 from tunesmith.data.issues import Issue, describe_type, not_an_object, unknown_keys, warning
+from tunesmith.data.tools import tool_issues
 
 ROLES = ("system", "user", "assistant", "function", "tool", "developer")
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id",
@@ -42,6 +43,7 @@ def parse_chat_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]
         issues += found
         if msg is not None:
             messages.append(msg)
+    issues += tool_issues(obj, raw, line)
     if any(i.severity == "error" for i in issues):
         return None, issues
     assistants = [m for m in messages if m.role == "assistant"]
@@ -59,7 +61,8 @@ def parse_chat_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]
                                     f"messages[{i}].content"))
     if any(i.severity == "error" for i in issues):
         return None, issues
-    return Example(line, messages), issues
+    return Example(line, messages, tools=obj.get("tools"),
+                   parallel_tool_calls=obj.get("parallel_tool_calls")), issues
 
 
 def _parse_message(m: object, where: str, line: int) -> tuple[Message | None, list[Issue]]:
@@ -107,7 +110,15 @@ def _parse_message(m: object, where: str, line: int) -> tuple[Message | None, li
                               line, f"{where}.weight"))
     if issues and any(i.severity == "error" for i in issues):
         return None, issues
-    return Message(str(role), text or "", weight if role == "assistant" else None), issues
+    name = m.get("name")
+    if name is not None and not isinstance(name, str):
+        issues.append(warning("invalid_name", f"name must be a string, got {describe_type(name)}; "
+                              "it is ignored.", line, f"{where}.name"))
+        name = None
+    # tool_calls and tool_call_id are checked by `tool_issues`: the row is dropped if they are bad.
+    return Message(str(role), text or "", weight if role == "assistant" else None,
+                   tool_calls=m.get("tool_calls") or None, tool_call_id=m.get("tool_call_id"),
+                   name=name), issues
 
 
 def parse_completion_row(obj: object, line: int) -> tuple[Example | None, list[Issue]]:

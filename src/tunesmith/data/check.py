@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tunesmith.data.examples import Task
+from tunesmith.data.examples import Example, Task
 from tunesmith.data.formats import FORMAT_TASK, read_dataset
 from tunesmith.data.issues import Issue
 from tunesmith.data.prepare import default_system
+from tunesmith.data.render import supports_tools
 from tunesmith.data.taskfile import TaskSpec, read_task
 from tunesmith.data.tokens import TokenStats, count_tokens, token_stats
 from tunesmith.data.validate import (
@@ -99,7 +100,8 @@ def check_file(
 
     Args:
         path: the file to check.
-        tokenizer: for token statistics and the training estimate; None skips both.
+        tokenizer: for token statistics, the training estimate and whether the chat template
+            renders the file's tools (`tools_unsupported` per line); None skips them.
         model: the model's name, recorded in the report.
         max_seq_len: examples longer than this many tokens are reported as truncated.
         fmt: the file's format (see `FORMATS`); None detects it.
@@ -135,6 +137,7 @@ def check_file(
         counts = count_tokens(examples, tokenizer)
         report.tokens = token_stats(counts, max_seq_len)
         report.issues += check_lengths(data, counts.total, max_seq_len)
+        report.issues += _tools_unsupported(data.examples, tokenizer, model)
         epochs = auto_epochs(len(data.examples))
         billed = billed_tokens(counts.total, epochs)
         costs = ({name: round(billed / 1e6 * p.training, 4) for name, p in prices.openai.items()}
@@ -142,6 +145,18 @@ def check_file(
         report.estimate = TrainingEstimate(epochs, billed, costs, prices.as_of if prices else "")
     report.issues.sort(key=lambda i: (i.line or 0, i.severity != "error"))
     return report
+
+
+def _tools_unsupported(examples: list[Example], tokenizer: PreTrainedTokenizerBase,
+                       model: str | None) -> list[Issue]:
+    """An error per example that uses tools, when the model's template cannot render them."""
+    using = [e for e in examples if e.uses_tools]
+    if not using or supports_tools(tokenizer):
+        return []
+    name = model or getattr(tokenizer, "name_or_path", "") or "the model"
+    return [Issue("tools_unsupported", f"model {name}'s chat template cannot render tool calls; "
+                  "use a model whose template supports tools (e.g. Qwen2.5-Instruct) or drop "
+                  "the tools.", e.line) for e in using]
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:

@@ -13,7 +13,7 @@ and the preparation code see one shape:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -29,11 +29,20 @@ class Message:
     content: str
     weight: int | None = None
     """OpenAI's per-message weight: 0 excludes an assistant message from the loss. None = default."""
+    tool_calls: list[dict] | None = None
+    """An assistant's calls, as OpenAI writes them: {"id", "type": "function", "function":
+    {"name", "arguments": <JSON string>}}."""
+    tool_call_id: str | None = None
+    """A `tool` message's answer to this call id."""
+    name: str | None = None
 
     def to_dict(self) -> dict:
-        d: dict = {"role": self.role, "content": self.content}
-        if self.weight is not None:
-            d["weight"] = self.weight
+        # OpenAI writes a call-only assistant message with content null.
+        content = None if self.tool_calls and not self.content else self.content
+        d: dict = {"role": self.role, "content": content}
+        extra = {"name": self.name, "tool_calls": self.tool_calls,
+                 "tool_call_id": self.tool_call_id, "weight": self.weight}
+        d.update({k: v for k, v in extra.items() if v is not None})
         return d
 
 
@@ -55,6 +64,14 @@ class Example:
     """Classification target, when the source format has one."""
     entities: list[Entity] | None = None
     """NER target, when the source format has one."""
+    tools: list[dict] | None = None
+    """The row's function tools (OpenAI's {"type": "function", "function": {"name", ...}})."""
+    parallel_tool_calls: bool | None = None
+
+    @property
+    def uses_tools(self) -> bool:
+        """Whether rendering needs a template that knows tools: tools, calls or tool results."""
+        return bool(self.tools) or any(m.tool_calls or m.role == "tool" for m in self.messages)
 
     @property
     def target(self) -> str:
@@ -77,18 +94,26 @@ class Example:
     @property
     def key(self) -> str:
         """Input and target together: two examples with the same key are duplicates."""
-        return self.prompt_key + "\x1e" + self.target.strip()
+        last = next((m for m in reversed(self.messages) if m.role == "assistant"), None)
+        calls = json.dumps(last.tool_calls, sort_keys=True) if last and last.tool_calls else ""
+        return self.prompt_key + "\x1e" + self.target.strip() + calls
 
     def with_system(self, system: str | None) -> Example:
         """A copy whose first message is `system` (replacing one that is there). None: unchanged."""
         if not system:
             return self
         rest = [m for m in self.messages if m.role != "system"]
-        return Example(self.line, [Message("system", system), *rest], self.label, self.entities)
+        return replace(self, messages=[Message("system", system), *rest])
 
     def to_chat(self) -> dict:
-        """OpenAI's chat fine-tuning row: {"messages": [...]}."""
-        return {"messages": [m.to_dict() for m in self.messages]}
+        """OpenAI's chat fine-tuning row: {"messages": [...]}, plus "tools" and
+        "parallel_tool_calls" when the row had them."""
+        row: dict = {"messages": [m.to_dict() for m in self.messages]}
+        if self.tools is not None:
+            row["tools"] = self.tools
+        if self.parallel_tool_calls is not None:
+            row["parallel_tool_calls"] = self.parallel_tool_calls
+        return row
 
 
 def entities_json(entities: list[Entity]) -> str:

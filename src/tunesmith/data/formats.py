@@ -8,6 +8,8 @@
     csv             text,label  header + rows (.tsv: tab-separated)      classification
     ner             {"tokens": [...], "tags": [...]}   (BIO, JSONL)      ner
     conll           token tag  per line, blank line between sentences    ner
+    preference      {"input": {"messages": [...]}, "preferred_output":   chat (DPO)
+                     [...], "non_preferred_output": [...]}
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from tunesmith.data import chat, classification, ner
+from tunesmith.data import chat, classification, ner, preference
 from tunesmith.data.examples import Dataset
 from tunesmith.data.jsonline import INVALID, parse_line
 from tunesmith.data.lines import Line, read_lines
 from tunesmith.errors import UnusableInputError
 
-FORMATS = ("chat", "completion", "alpaca", "classification", "csv", "ner", "conll")
-FORMAT_TASK = {"completion": "chat", "alpaca": "chat", "classification": "classification",
+FORMATS = ("chat", "completion", "alpaca", "classification", "csv", "ner", "conll",
+           "preference")
+FORMAT_TASK = {"completion": "chat", "alpaca": "chat", "preference": "chat", "classification": "classification",
                "csv": "classification",
                "ner": "ner", "conll": "ner"}
 
@@ -95,6 +98,8 @@ def _refuse_json_document(path: Path, lines: list[Line]) -> None:
 def _json_kind(obj: dict, text_field: str) -> str:
     if "messages" in obj:
         return "chat"
+    if "preferred_output" in obj or "non_preferred_output" in obj:
+        return "preference"
     if "prompt" in obj and "completion" in obj:
         return "completion"
     if "instruction" in obj and "output" in obj:
@@ -155,6 +160,8 @@ def _read_jsonl(data: Dataset, lines: list[Line], text_field: str, label_field: 
             example, found = chat.parse_completion_row(obj, line.number)
         elif data.format == "alpaca":
             example, found = chat.parse_alpaca_row(obj, line.number)
+        elif data.format == "preference":
+            example, found = preference.parse_preference_row(obj, line.number)
         elif data.format == "classification":
             example, found = classification.parse_classification_row(obj, line.number, text_field,
                                                                      label_field)

@@ -81,6 +81,11 @@ class Batch:
         # labels are shifted by one inside the loss: position 0 never is a target
         return int((self.labels[:, 1:] != IGNORE_INDEX).sum())
 
+    @property
+    def n_targets(self) -> int:
+        """What the step's loss is averaged over: answer tokens."""
+        return self.n_loss_tokens
+
     def to(self, device: torch.device | str) -> Batch:
         return Batch(self.input_ids.to(device), self.labels.to(device),
                      self.position_ids.to(device),

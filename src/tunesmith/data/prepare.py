@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tunesmith.atomic import atomic_open
@@ -198,4 +198,4 @@ def _normalize(e: Example, task: Task) -> Example:
                                  messages[last].weight)
     elif task == "ner":
         messages[last] = Message("assistant", entities_json(e.entities), messages[last].weight)
-    return Example(e.line, messages, e.label, e.entities)
+    return replace(e, messages=messages)  # keeps tools and the rest

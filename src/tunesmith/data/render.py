@@ -5,15 +5,24 @@ SmolLM2 and Qwen use:
 
     <|im_start|>system\\nClassify ...<|im_end|>\\n<|im_start|>user\\nrefund pls<|im_end|>\\n
     <|im_start|>assistant\\nbilling<|im_end|>\\n
+
+Tool calls reach the template as Hugging Face templates expect them, with the arguments parsed
+(Qwen2.5's template writes `tool_call.arguments | tojson`), and the row's `tools` as `tools=`:
+
+    {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "get_weather",
+     "arguments": "{\\"city\\": \\"Paris\\"}"}}]}                    (OpenAI's row)
+      -> {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function":
+          {"name": "get_weather", "arguments": {"city": "Paris"}}}]}  (the template's input)
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tunesmith.data.examples import Example
-from tunesmith.errors import TunesmithError
+from tunesmith.data.examples import Example, Message
+from tunesmith.errors import TunesmithError, UsageError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -33,25 +42,96 @@ def chat_template(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def render(
     tokenizer: PreTrainedTokenizerBase, conversations: list[list[dict]],
-    add_generation_prompt: bool = False,
+    add_generation_prompt: bool = False, tools: list[dict] | None = None,
 ) -> list[str]:
-    """Render many conversations at once (the template is compiled once)."""
+    """Render many conversations at once (the template is compiled once); `tools` are offered
+    in each of them."""
     if not conversations:
         return []
     return tokenizer.apply_chat_template(
         conversations, tokenize=False, add_generation_prompt=add_generation_prompt,
-        chat_template=chat_template(tokenizer),
+        chat_template=chat_template(tokenizer), **_tools_kw(tools),
     )
 
 
 def prompt_messages(example: Example) -> list[dict]:
     """The messages before the last assistant answer: what the model is given at inference."""
     last = max(i for i, m in enumerate(example.messages) if m.role == "assistant")
-    return [{"role": m.role, "content": m.content} for m in example.messages[:last]]
+    return [template_message(m) for m in example.messages[:last]]
 
 
 def full_messages(example: Example) -> list[dict]:
-    return [{"role": m.role, "content": m.content} for m in example.messages]
+    return [template_message(m) for m in example.messages]
+
+
+def template_message(m: Message) -> dict:
+    """One message as chat templates take it (see the module docstring)."""
+    d: dict = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        d["tool_calls"] = [template_tool_call(c) for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        d["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        d["name"] = m.name
+    return d
+
+
+def template_tool_call(call: dict) -> dict:
+    """An OpenAI tool call with its JSON-string arguments parsed into a dict (left as they are
+    when they are not JSON: the data checks report those)."""
+    fn = call.get("function") or {}
+    args = fn.get("arguments")
+    try:
+        args = json.loads(args) if isinstance(args, str) else args
+    except ValueError:
+        pass
+    out = {"type": "function", "function": {"name": fn.get("name"), "arguments": args}}
+    if "id" in call:
+        out["id"] = call["id"]
+    return out
+
+
+def _tools_kw(tools: list[dict] | None) -> dict:
+    # Only when given: a template that knows no tools then renders exactly as before.
+    return {"tools": tools} if tools else {}
+
+
+_PROBE_TOOL, _PROBE_CALL = "tunesmith_probe_tool", "tunesmith_probe_call"
+
+
+def supports_tools(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the chat template renders tools and tool calls: a probe conversation offering
+    one tool and calling another must show both names (ChatML and SmolLM2's template drop
+    them; a template that fails on a tool message cannot render them either)."""
+    tools = [{"type": "function", "function": {
+        "name": _PROBE_TOOL, "description": "probe", "parameters": {"type": "object"}}}]
+    messages = [{"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"type": "function", "function": {"name": _PROBE_CALL, "arguments": {}}}]},
+                {"role": "tool", "content": "ok", "tool_call_id": "call_0"},
+                {"role": "assistant", "content": "done"}]
+    try:
+        text = render(tokenizer, [messages], tools=tools)[0]
+    except Exception:  # noqa: BLE001 - any template error means: cannot render tools
+        return False
+    return _PROBE_TOOL in text and _PROBE_CALL in text
+
+
+def check_tools(tokenizer: PreTrainedTokenizerBase, examples: list, model_name: str,
+                source: str = "the data") -> None:
+    """Refuse examples with tools, tool calls or tool results when the template cannot render
+    them (it would silently drop them, and the model would learn answers without their calls).
+
+    Raises:
+        UsageError: names the model and the first example that uses tools.
+    """
+    first = next((e for e in examples if getattr(e, "uses_tools", False)), None)
+    if first is None or supports_tools(tokenizer):
+        return
+    raise UsageError(
+        f"model {model_name}'s chat template cannot render tool calls (line {first.line} of "
+        f"{source} uses tools); use a model whose template supports tools, e.g. "
+        "Qwen2.5-Instruct, or drop the tools.")
 
 
 IGNORE_INDEX = -100
@@ -94,15 +174,16 @@ def tokenize_example(
     """
     messages = full_messages(example)
     template = chat_template(tokenizer)
+    tools = _tools_kw(example.tools)
     pieces: list[tuple[str, bool]] = []  # (text, carries loss)
     done = ""
     for i, m in enumerate(example.messages):
         if m.role != "assistant":
             continue
         start = tokenizer.apply_chat_template(messages[:i], tokenize=False, chat_template=template,
-                                              add_generation_prompt=True) if i else ""
+                                              add_generation_prompt=True, **tools) if i else ""
         end = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False,
-                                            chat_template=template)
+                                            chat_template=template, **tools)
         if not start.startswith(done) or not end.startswith(start):
             raise TunesmithError(
                 "the model's chat template renders earlier turns differently once later turns "
@@ -110,7 +191,8 @@ def tokenize_example(
                 "--chat-template or train on single-turn examples.")
         pieces += [(start[len(done):], False), (end[len(start):], m.weight != 0)]
         done = end
-    full = tokenizer.apply_chat_template(messages, tokenize=False, chat_template=template)
+    full = tokenizer.apply_chat_template(messages, tokenize=False, chat_template=template,
+                                         **tools)
     pieces.append((full[len(done):], False))
     input_ids: list[int] = []
     labels: list[int] = []

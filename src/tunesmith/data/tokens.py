@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -52,11 +53,20 @@ def count_tokens(examples: list[Example], tokenizer: PreTrainedTokenizerBase) ->
     (10,000 short examples take about 2 s on a laptop core)."""
     if not examples:
         return TokenCounts([], [])
-    full = render(tokenizer, [full_messages(e) for e in examples])
-    prompts = render(tokenizer, [prompt_messages(e) for e in examples], add_generation_prompt=True)
+    full = _render_all(tokenizer, examples, full_messages, False)
+    prompts = _render_all(tokenizer, examples, prompt_messages, True)
     total = [len(ids) for ids in tokenizer(full, add_special_tokens=False)["input_ids"]]
     prompt = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     return TokenCounts(total, [max(t - p, 0) for t, p in zip(total, prompt)])
+
+
+def _render_all(tokenizer: PreTrainedTokenizerBase, examples: list[Example],
+                messages_of: Callable[[Example], list[dict]], generation: bool) -> list[str]:
+    """Examples without tools in one batch; those with tools one by one (each row offers its
+    own tools, which count as prompt tokens)."""
+    plain = iter(render(tokenizer, [messages_of(e) for e in examples if not e.tools], generation))
+    return [next(plain) if not e.tools else render(tokenizer, [messages_of(e)], generation,
+                                                     e.tools)[0] for e in examples]
 
 
 def token_stats(counts: TokenCounts, max_seq_len: int) -> TokenStats:

@@ -24,13 +24,14 @@ MIN_PER_LABEL = 5
 
 def infer_task(data: Dataset, declared: TaskSpec | None = None) -> Task:
     """The task of a data set: task.json if given, else the format's, else guessed from the
-    answers (all JSON entity lists: ner; few distinct short answers: classification; else chat)."""
+    answers (any tool use: chat; all JSON entity lists: ner; few distinct short answers:
+    classification; else chat)."""
     if declared is not None:
         return declared.task
     if data.format in FORMAT_TASK and data.format not in ("completion", "alpaca"):
         return FORMAT_TASK[data.format]  # type: ignore[return-value]
     targets = [e.target.strip() for e in data.examples]
-    if not targets:
+    if not targets or any(e.uses_tools for e in data.examples):  # tool use: a chat by nature
         return "chat"
     if sum(parse_entities(t) is not None for t in targets) >= 0.9 * len(targets):
         return "ner"

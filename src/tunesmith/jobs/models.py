@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
-"""OpenAI's six job states; the last three are final."""
+JobStatus = Literal["validating_files", "queued", "running", "paused", "succeeded", "failed",
+                   "cancelled"]
+"""OpenAI's job states; the last three are final. `paused` (POST .../pause) holds a checkpoint
+and no worker; POST .../resume queues the job again."""
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ModelKind = Literal["base", "fine-tuned", "checkpoint"]
 
@@ -75,6 +77,20 @@ class Job:
     """`{"code", "message", "param"}` of a failed job."""
     workdir: str = ""
     """The run folder, relative to the service home (random, never derived from the id)."""
+    method: Literal["supervised", "dpo"] = "supervised"
+    """OpenAI's `method.type`; `hyperparameters` are that method's."""
+    base_model: str | None = None
+    """The base model at the root of a continued fine-tuning (whose `model` is an `ft:` id);
+    None when `model` is a base model. Fine-tuned model ids name it."""
+    paused_at: int | None = None
+    """When the job stopped for a pause (None while the worker is still taking it to a
+    checkpoint, or when it is not paused)."""
+    resume_to: str | None = None
+    """The status a paused job returns to on resume (`queued` for one that was running and
+    stopped, `running` for one the worker has not stopped yet)."""
+    integrations: list[dict] = field(default_factory=list)
+    """OpenAI's `integrations`: `[{"type": "wandb", "wandb": {"project", "name", "entity",
+    "tags"}}]`; the worker logs the run to W&B (offline unless the server has WANDB_API_KEY)."""
 
     def to_api(self) -> dict:
         hp = self.hyperparameters
@@ -86,8 +102,8 @@ class Job:
             "validation_file": self.validation_file, "result_files": self.result_files,
             "trained_tokens": self.trained_tokens, "error": self.error, "seed": self.seed,
             "suffix": self.suffix, "metadata": self.metadata,
-            "estimated_finish": self.estimated_finish, "integrations": [],
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+            "estimated_finish": self.estimated_finish, "integrations": self.integrations,
+            "method": {"type": self.method, self.method: {"hyperparameters": hp}},
         }
 
 

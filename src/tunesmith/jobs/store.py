@@ -67,10 +67,11 @@ class JobStore(Protocol):
     def add_job(self, job: Job) -> None: ...
     def get_job(self, project: str | None, job_id: str) -> Job | None: ...
     def list_jobs(self, project: str, after: str | None, limit: int) -> tuple[list[Job], bool]: ...
-    def update_job(self, job_id: str, **changes) -> Job: ...
+    def update_job(self, job_id: str, *, only_from: frozenset[str] | None = None,
+                   **changes) -> Job: ...
     def cancel_job(self, job_id: str) -> Job: ...
     def active_jobs_using(self, file_id: str) -> list[str]: ...
-    def next_job(self) -> Job | None: ...
+    def next_job(self, validating_grace_s: float = 0) -> Job | None: ...
     def add_event(self, job_id: str, key: str, message: str, *, level: str = "info",
                   type: str = "message", data: dict | None = None) -> bool: ...
     def list_events(self, job_id: str, after: str | None,
@@ -181,15 +182,18 @@ class SQLiteStore:
         rows, more = self._page("jobs", "project = ?", (project,), after, limit)
         return [Job(**json.loads(r["body"])) for r in rows], more
 
-    def update_job(self, job_id: str, **changes) -> Job:
+    def update_job(self, job_id: str, *, only_from: frozenset[str] | None = None,
+                   **changes) -> Job:
         """Change fields of a job that is not final yet (a final job is returned unchanged:
-        a worker finishing a job the API just cancelled must not revive it)."""
+        a worker finishing a job the API just cancelled must not revive it); with `only_from`,
+        only while its status is one of those (an atomic compare-and-set)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 body = json.loads(self._db.execute("SELECT body FROM jobs WHERE id = ?",
                                                    (job_id,)).fetchone()["body"])
-                if body["status"] not in FINAL:
+                if body["status"] not in FINAL and (only_from is None
+                                                    or body["status"] in only_from):
                     body.update(changes)
                     self._db.execute("UPDATE jobs SET body = ?, status = ? WHERE id = ?",
                                      (json.dumps(body), body["status"], job_id))
@@ -209,13 +213,19 @@ class SQLiteStore:
         jobs = [Job(**json.loads(r["body"])) for r in rows]
         return [j.id for j in jobs if file_id in (j.training_file, j.validation_file)]
 
-    def next_job(self) -> Job | None:
+    def next_job(self, validating_grace_s: float = 0) -> Job | None:
         """The job the worker should run: one it was running when it stopped (to resume), else
-        the oldest waiting one (FIFO)."""
+        the oldest waiting one (FIFO). A job still `validating_files` is the API's to validate
+        for `validating_grace_s` after its creation; after that (a server that stopped
+        mid-validation) the worker validates it."""
         rows = self._all(
             "SELECT body FROM jobs WHERE status IN ('running', 'validating_files', 'queued') "
-            "ORDER BY CASE status WHEN 'running' THEN 0 ELSE 1 END, seq LIMIT 1")
-        return Job(**json.loads(rows[0]["body"])) if rows else None
+            "ORDER BY CASE status WHEN 'running' THEN 0 ELSE 1 END, seq")
+        for row in rows:
+            job = Job(**json.loads(row["body"]))
+            if job.status != "validating_files" or job.created_at <= now() - validating_grace_s:
+                return job
+        return None
 
     # ---- events and checkpoints -----------------------------------------------------------
 

@@ -7,8 +7,9 @@ checkpoints carry stable keys (step numbers), so what the first attempt recorded
 recorded twice.
 
     validating_files --(data checks pass)--> queued --> running --> succeeded
-          |                                                 |-----> failed
-          `--> failed (invalid_training_file)               `-----> cancelled (API)
+          |                      ^                          |-----> failed
+          `--> failed            `--- (API resume) paused <-|-----> cancelled (API)
+               (invalid_training_file)    (a checkpoint of the step, no worker)
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -29,8 +29,6 @@ from pathlib import Path
 
 from tunesmith.atomic import atomic_dir
 from tunesmith.config import TrainConfig
-from tunesmith.data.check import check_file
-from tunesmith.data.issues import summarize
 from tunesmith.errors import InvalidDataError, TunesmithError, UnusableInputError
 from tunesmith.jobs.models import (
     PREFIX,
@@ -42,16 +40,35 @@ from tunesmith.jobs.models import (
     now,
 )
 from tunesmith.jobs.store import JobStore, open_store
-from tunesmith.modeling import load_tokenizer
+from tunesmith.jobs.validation import fail, training_spec, validate_job
 from tunesmith.training.checkpoint import CHECKPOINTS
-from tunesmith.training.hooks import TrainHooks, TrainingStopped
+from tunesmith.training.hooks import TrainHooks, TrainingPaused, TrainingStopped
 
 log = logging.getLogger(__name__)
 
 
+VALIDATING_GRACE_S = 120
+"""A job the API has not finished validating in this long is validated by the worker."""
+
+
 def fine_tuned_name(job: Job) -> str:
-    """`ft:<base>:<project>:<suffix>:<id>`, OpenAI's pattern."""
-    return f"ft:{job.model}:{job.project}:{job.suffix or ''}:{job.id.removeprefix('ftjob-')}"
+    """`ft:<base>:<project>:<suffix>:<id>`, OpenAI's pattern (the root base model for a
+    continued fine-tuning)."""
+    base = job.base_model or job.model
+    return f"ft:{base}:{job.project}:{job.suffix or ''}:{job.id.removeprefix('ftjob-')}"
+
+
+def tracking_fields(job: Job) -> dict:
+    """`TrainConfig` fields for the job's `integrations`: a `wandb` one logs the run to W&B,
+    named after the job unless it names the run. The run is offline (RUN/wandb/; upload it with
+    `wandb sync`) unless the server's environment has WANDB_API_KEY (or WANDB_MODE=online):
+    then it goes to the W&B account of that key."""
+    wandb = next((i["wandb"] for i in job.integrations if i.get("type") == "wandb"), None)
+    if wandb is None:
+        return {}
+    return {"report_to": ["wandb"], "wandb_project": wandb["project"],
+            "wandb_entity": wandb.get("entity"), "wandb_name": wandb.get("name") or job.id,
+            "wandb_tags": list(wandb.get("tags") or [])}
 
 
 class Worker:
@@ -61,7 +78,7 @@ class Worker:
     def serve_forever(self, poll_s: float = 0.5, parent: int | None = None) -> None:
         """Run jobs as they come; return when the parent process is gone."""
         while parent is None or os.getppid() == parent:
-            job = self.store.next_job()
+            job = self.store.next_job(validating_grace_s=VALIDATING_GRACE_S)
             if job is None:
                 time.sleep(poll_s)
                 continue
@@ -71,15 +88,21 @@ class Worker:
         """Take `job` from wherever it stopped to a final state."""
         try:
             if job.status == "validating_files":
-                job = self._validate(job)
+                job = validate_job(self.store, self.home, job)
             if job.status == "queued":
-                job = self.store.update_job(job.id, status="running")
-                if job.status == "running":  # not cancelled meanwhile
+                job = self.store.update_job(job.id, only_from=frozenset({"queued"}),
+                                            status="running")
+                if job.status == "running":  # not cancelled or paused meanwhile
                     self.store.add_event(job.id, "status:running", "Fine-tuning job started")
             if job.status == "running":
                 self._train(job)
         except TrainingStopped:
             self.store.add_event(job.id, "status:cancelled", "Fine-tuning job cancelled")
+        except TrainingPaused as e:
+            step = str(e).rsplit(" ", 1)[-1]
+            job = self.store.update_job(job.id, only_from=frozenset({"paused"}), paused_at=now())
+            self.store.add_event(job.id, f"paused:{step}", f"Fine-tuning job paused at step "
+                                 f"{step}; POST .../resume continues from there")
         except (InvalidDataError, UnusableInputError) as e:
             self._fail(job, "invalid_training_file", str(e), "training_file")
         except TunesmithError as e:
@@ -89,37 +112,6 @@ class Worker:
             self._fail(job, "server_error", f"{type(e).__name__}: {e}", None)
 
     # ---- stages ---------------------------------------------------------------------------
-
-    def _validate(self, job: Job) -> Job:
-        self.store.add_event(job.id, "status:validating",
-                             f"Validating training file: {job.training_file}")
-        tokenizer = load_tokenizer(job.model)
-        for param in ("training_file", "validation_file"):
-            file_id = getattr(job, param)
-            if file_id is None:
-                continue
-            record = self.store.get_file(job.project, file_id)
-            if record is None:
-                return self._fail(job, f"invalid_{param}", f"{param} {file_id}: no such file "
-                                  "(deleted?)", param)
-            try:
-                report = check_file(self.home / record.path, tokenizer=tokenizer,
-                                    model=job.model)
-            except UnusableInputError as e:  # its message names our path: name the file id
-                line = f" line {e.line}:" if e.line else ""
-                return self._fail(job, f"invalid_{param}", f"{param} {file_id} "
-                                  f"({record.filename}):{line} {e.detail}", param)
-            # The 10-example minimum is for training; a small validation file is fine.
-            errors = [i for i in report.errors
-                      if param == "training_file" or i.code != "too_few_examples"]
-            if errors:
-                return self._fail(job, f"invalid_{param}", f"{param} {file_id} "
-                                  f"({record.filename}) has {summarize(errors)}", param)
-        job = self.store.update_job(job.id, status="queued")
-        if job.status == "queued":  # not cancelled meanwhile
-            self.store.add_event(job.id, "status:queued",
-                                 "Files validated, moving job to queued state")
-        return job
 
     def _train(self, job: Job) -> None:
         from tunesmith.training.loop import train
@@ -137,25 +129,28 @@ class Worker:
             train_file=str(self.home / files["training_file"].path),
             val_file=str(self.home / files["validation_file"].path)
             if "validation_file" in files else None,
-            out=str(run), model=job.model, method="lora",
+            out=str(run), model=training_spec(self.store, self.home, job),
+            method="dpo" if job.method == "dpo" else "lora", beta=hp.get("beta", "auto"),
             epochs=hp.get("n_epochs", "auto"), batch_size=hp.get("batch_size", "auto"),
             lr_multiplier=1.0 if hp.get("learning_rate_multiplier", "auto") == "auto"
             else float(hp["learning_rate_multiplier"]),
-            seed=job.seed, quiet=True, resume=(run / "config.yaml").is_file())
+            seed=job.seed, quiet=True, resume=(run / "config.yaml").is_file(),
+            **tracking_fields(job))
         self._register_checkpoints(job, run)  # any the last attempt saved but did not record
         total = {}
 
         def on_start(resolved: dict) -> None:
             total["steps"] = resolved["total_steps"]
-            self.store.update_job(job.id, hyperparameters={
-                "n_epochs": resolved["epochs"], "batch_size": resolved["batch_size"],
-                "learning_rate_multiplier": resolved["lr_multiplier"]})
+            resolved_hp = {"n_epochs": resolved["epochs"], "batch_size": resolved["batch_size"],
+                           "learning_rate_multiplier": resolved["lr_multiplier"]}
+            if job.method == "dpo":
+                resolved_hp["beta"] = resolved["beta"]
+            self.store.update_job(job.id, hyperparameters=resolved_hp)
 
         def on_record(entry: dict) -> None:
             if "train_loss" in entry:
-                data = {k: entry[k] for k in ("step", "train_loss", "train_mean_token_accuracy",
-                                              "valid_loss", "valid_mean_token_accuracy")
-                        if k in entry}
+                data = {k: v for k, v in entry.items() if k.startswith(("train_", "valid_"))
+                        or k == "step"}
                 data["total_steps"] = total.get("steps")
                 self.store.add_event(job.id, f"step:{entry['step']}",
                                      f"Step {entry['step']}/{total.get('steps')}: training "
@@ -173,8 +168,13 @@ class Worker:
             current = self.store.get_job(None, job.id)
             return current is None or current.status == "cancelled"
 
+        def should_pause() -> bool:
+            current = self.store.get_job(None, job.id)
+            return current is not None and current.status == "paused"
+
         train(config, TrainHooks(on_start=on_start, on_record=on_record,
-                                  on_checkpoint=on_checkpoint, should_stop=should_stop))
+                                  on_checkpoint=on_checkpoint, should_stop=should_stop,
+                                  should_pause=should_pause))
         self._succeed(job, run)
 
     def _succeed(self, job: Job, run: Path) -> None:
@@ -195,21 +195,7 @@ class Worker:
                               result_files=[results.id])
 
     def _fail(self, job: Job, code: str, message: str, param: str | None) -> Job:
-        message = self._public(job, message)
-        self.store.add_event(job.id, "status:failed", message, level="error")
-        return self.store.update_job(job.id, status="failed", finished_at=now(),
-                                     error={"code": code, "message": message, "param": param})
-
-    def _public(self, job: Job, message: str) -> str:
-        """A message fit for the job's owner: the server's paths replaced by what the owner
-        knows (file ids and names), any other path under the home by `<server path>`."""
-        for param in ("training_file", "validation_file"):
-            record = self.store.get_file(None, getattr(job, param) or "")
-            if record is not None:
-                message = message.replace(str(self.home / record.path),
-                                          f"{record.id} ({record.filename})")
-        home = re.escape(str(self.home))
-        return re.sub(home + r"[^\s'\"`:,;)]*", "<server path>", message)
+        return fail(self.store, self.home, job, code, message, param)
 
     # ---- checkpoints ----------------------------------------------------------------------
 
@@ -231,7 +217,7 @@ class Worker:
         model_id = f"{fine_tuned_name(job)}:ckpt-step-{step}"
         target = self.home / "models" / f"{Path(job.workdir).name}-step-{step}"
         if not target.exists():
-            final_meta = {"base_model": job.model, "method": "lora"}
+            final_meta = {"base_model": job.base_model or job.model, "method": "lora"}
             with atomic_dir(target) as tmp:
                 for f in (folder / "weights").iterdir():
                     shutil.copy2(f, tmp / f.name)

@@ -127,9 +127,10 @@ class Engine:
         self._bases[key] = load_for_inference(key)
         return self._bases[key]
 
-    def render(self, key: str, messages: list[dict]) -> list[int]:
+    def render(self, key: str, messages: list[dict], tools: list[dict] | None = None
+               ) -> list[int]:
         tok = self.tokenizer(key)
-        text = render(tok, [messages], add_generation_prompt=True)[0]
+        text = render(tok, [messages], add_generation_prompt=True, tools=tools)[0]
         return tok(text, add_special_tokens=False)["input_ids"]
 
     # ---- running --------------------------------------------------------------------------

@@ -60,6 +60,8 @@ class Hyperparameters(BaseModel):
     n_epochs: Auto | int
     batch_size: Auto | int
     learning_rate_multiplier: Auto | float
+    beta: Auto | float | None = None
+    """DPO jobs only."""
 
 
 class JobError(BaseModel):
@@ -73,8 +75,10 @@ class SupervisedMethod(BaseModel):
 
 
 class Method(BaseModel):
-    type: Literal["supervised"]
-    supervised: SupervisedMethod
+    type: Literal["supervised", "dpo"]
+    supervised: SupervisedMethod | None = None
+    dpo: SupervisedMethod | None = None
+    """The same shape: {"hyperparameters": {..., "beta"}}."""
 
 
 class FineTuningJob(BaseModel):
@@ -86,7 +90,8 @@ class FineTuningJob(BaseModel):
     fine_tuned_model: str | None
     organization_id: str
     """The caller's project."""
-    status: Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+    status: Literal["validating_files", "queued", "running", "paused", "succeeded", "failed",
+                    "cancelled"]
     hyperparameters: Hyperparameters
     training_file: str
     validation_file: str | None
@@ -169,17 +174,31 @@ class ChoiceLogprobs(BaseModel):
     refusal: None
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str
+    """JSON, as the model wrote it."""
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"]
     content: str | None
     refusal: None
+    tool_calls: list[ToolCall] | None = None
+    """Calls parsed from the answer when the request gave `tools`."""
 
 
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
     logprobs: ChoiceLogprobs | None
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "tool_calls"]
 
 
 class Usage(BaseModel):

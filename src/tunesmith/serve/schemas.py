@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from tunesmith.data.examples import Message
 from tunesmith.data.jsonline import surrogate_path
+from tunesmith.data.render import template_message
 
 Auto = Literal["auto"]
 
@@ -43,10 +45,45 @@ class Supervised(_Body):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
 
+class DpoHyperparameters(Hyperparameters):
+    beta: Auto | Annotated[float, Field(gt=0, le=2)] = "auto"
+    """How close to the starting model the preferences are learned (auto = 0.1)."""
+
+
+class Dpo(_Body):
+    hyperparameters: DpoHyperparameters = Field(default_factory=DpoHyperparameters)
+
+
 class Method(_Body):
-    type: Literal["supervised"]
-    """Only supervised fine-tuning is served (not `dpo` or `reinforcement`)."""
-    supervised: Supervised = Field(default_factory=Supervised)
+    type: Literal["supervised", "dpo"]
+    """Supervised fine-tuning or preference fine-tuning (DPO); not `reinforcement`."""
+    supervised: Supervised | None = None
+    dpo: Dpo | None = None
+
+    def hyperparameters(self) -> dict:
+        """The chosen method's hyperparameters, defaults filled in."""
+        if self.type == "dpo":
+            return (self.dpo or Dpo()).hyperparameters.model_dump()
+        return (self.supervised or Supervised()).hyperparameters.model_dump()
+
+
+class WandbIntegration(_Body):
+    project: str = Field(min_length=1, max_length=128)
+    """The W&B project the job's run is logged to."""
+    name: str | None = Field(default=None, max_length=128)
+    """The run's display name (default: the job id)."""
+    entity: str | None = Field(default=None, max_length=128)
+    """The W&B team or user (default: that of the server's API key)."""
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=50)
+    """Tags attached to the run."""
+
+
+class Integration(_Body):
+    type: Literal["wandb"]
+    """Only Weights & Biases, as OpenAI. Runs are offline (in the job's run folder) unless the
+    server's environment has WANDB_API_KEY."""
+    wandb: WandbIntegration
 
 
 class JobCreate(_Body):
@@ -63,6 +100,7 @@ class JobCreate(_Body):
                    Annotated[str, Field(max_length=512)]] | None = Field(default=None,
                                                                          max_length=16)
     """Up to 16 pairs: keys of at most 64 characters, values of at most 512 (OpenAI's limits)."""
+    integrations: list[Integration] | None = Field(default=None, max_length=5)
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
@@ -74,16 +112,75 @@ class TextPart(_Body):
     text: str
 
 
+class FunctionCall(_Body):
+    name: str = Field(max_length=256)
+    arguments: str
+    """The arguments as a JSON string, as the model wrote them."""
+
+
+class ToolCall(_Body):
+    id: str = Field(max_length=256)
+    type: Literal["function"]
+    function: FunctionCall
+
+
 class ChatMessage(_Body):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | Annotated[list[TextPart], Field(min_length=1)]
-    """Required: without tool calls (not served) every message has text, possibly empty."""
+    # Fields validate in this order: `content` and `tool_call_id` are checked against the role
+    # and the calls before them.
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    tool_calls: list[ToolCall] | None = Field(default=None, max_length=128)
+    """An assistant's earlier calls; its content may then be null."""
+    content: str | Annotated[list[TextPart], Field(min_length=1)] | None = Field(
+        default=None, validate_default=True)
+    """Required (possibly empty) unless an assistant message carries tool calls."""
+    tool_call_id: str | None = Field(default=None, max_length=256, validate_default=True)
+    """Required on `tool` messages: the call this result answers."""
     name: str | None = Field(default=None, max_length=256)
+
+    @field_validator("content")
+    @classmethod
+    def _content_required(cls, v: object, info: ValidationInfo) -> object:
+        if v is None and not (info.data.get("role") == "assistant" and info.data.get("tool_calls")):
+            raise ValueError("content is required unless an assistant message has tool_calls")
+        return v
+
+    @field_validator("tool_call_id")
+    @classmethod
+    def _id_required(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and info.data.get("role") == "tool":
+            raise ValueError("a tool message needs the tool_call_id it answers")
+        return v
 
     def text(self) -> str:
         if isinstance(self.content, list):
             return "".join(p.text for p in self.content)
         return self.content or ""
+
+    def template_message(self) -> dict:
+        """This message as chat templates take it (`tunesmith.data.render.template_message`)."""
+        calls = [c.model_dump() for c in self.tool_calls or []]
+        return template_message(Message(
+            "system" if self.role == "developer" else self.role, self.text(),
+            tool_calls=calls or None, tool_call_id=self.tool_call_id,
+            name=self.name if self.role == "tool" else None))
+
+
+class FunctionDefinition(_Body):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict | None = None
+    """A JSON schema object."""
+    strict: bool | None = None
+
+
+class Tool(_Body):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedToolChoice(_Body):
+    type: Literal["function"]
+    function: dict
 
 
 class StreamOptions(_Body):
@@ -108,6 +205,12 @@ class ChatCompletionCreate(_Body):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    tools: list[Tool] | None = Field(default=None, max_length=128)
+    """Functions the model may call (OpenAI's limit: 128)."""
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    """"auto" (the default with tools) or "none"; forcing a call is refused with a 400."""
+    parallel_tool_calls: bool | None = None
+    """Accepted; a model may still write several calls (nothing is enforced while decoding)."""
 
     def stops(self) -> list[str]:
         found = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])

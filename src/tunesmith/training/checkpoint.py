@@ -1,11 +1,16 @@
-"""Epoch checkpoints: everything needed to continue a run exactly where it stopped.
+"""Checkpoints: everything needed to continue a run exactly where it stopped.
+
+At each epoch end `epoch-NNN/`, and mid-epoch `step-NNNNNN/` (every `--save-every-steps` or
+`--save-every-minutes`, and when a job is paused); a mid-epoch checkpoint's state.json says how
+many of the epoch's steps are done, so a resumed run skips exactly those (the data order of an
+epoch is a function of the seed and the epoch).
 
     RUN/checkpoints/epoch-001/
         weights/        adapter (LoRA) or model (full), safetensors
         optimizer.pt    AdamW moments
         scheduler.pt    learning-rate schedule position
         rng.pt          torch / python / numpy random states (dropout, data order)
-        state.json      epoch, step, metrics; written last
+        state.json      epoch (complete ones), steps_in_epoch, step, metrics; written last
 
 Each checkpoint is built under a temporary name and renamed into place, so a killed process
 leaves either a complete checkpoint or none.
@@ -28,16 +33,18 @@ from tunesmith.training.methods import load_weights, save_weights
 CHECKPOINTS = "checkpoints"
 
 
-def checkpoint_dir(run: Path, epoch: int) -> Path:
-    return run / CHECKPOINTS / f"epoch-{epoch:03d}"
+def checkpoint_dir(run: Path, epoch: int, step: int | None = None) -> Path:
+    name = f"epoch-{epoch:03d}" if step is None else f"step-{step:06d}"
+    return run / CHECKPOINTS / name
 
 
 def save_checkpoint(
     run: Path, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict, *, step: int | None = None,
 ) -> Path:
-    """Save the end of `epoch` (1-based). `state` must be JSON-serialisable."""
-    target = checkpoint_dir(run, epoch)
+    """Save the end of `epoch` (1-based), or with `step` a point inside the epoch after `epoch`
+    (`state["steps_in_epoch"]` steps into it). `state` must be JSON-serialisable."""
+    target = checkpoint_dir(run, epoch, step)
     if target.exists():  # a resumed run re-reaching a saved epoch: replace it wholesale
         shutil.rmtree(target)
     with atomic_dir(target) as tmp:
@@ -52,9 +59,22 @@ def save_checkpoint(
     return target
 
 
+def checkpoints(run: Path) -> list[Path]:
+    """A run's complete checkpoints, oldest first (by step; an epoch end after a mid-epoch
+    checkpoint of the same step)."""
+    found = [p for p in _folders(run) if (p / "state.json").is_file()]
+    return sorted(found, key=lambda p: (json.loads((p / "state.json").read_text())["step"],
+                                        p.name.startswith("epoch-")))
+
+
+def _folders(run: Path) -> list[Path]:
+    folder = run / CHECKPOINTS
+    return [*folder.glob("epoch-*"), *folder.glob("step-*")]
+
+
 def latest_checkpoint(run: Path) -> Path | None:
     """The newest complete checkpoint of a run, or None."""
-    found = sorted(p for p in (run / CHECKPOINTS).glob("epoch-*") if (p / "state.json").is_file())
+    found = checkpoints(run)
     return found[-1] if found else None
 
 
@@ -77,7 +97,7 @@ def load_checkpoint(
 
 def prune_checkpoints(run: Path, keep: set[Path]) -> None:
     """Delete every checkpoint but those in `keep` (the latest and the best)."""
-    for p in (run / CHECKPOINTS).glob("epoch-*"):
+    for p in _folders(run):
         if p not in keep:
             shutil.rmtree(p, ignore_errors=True)
 

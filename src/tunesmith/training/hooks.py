@@ -15,6 +15,11 @@ class TrainingStopped(Exception):
     folder keeps its last complete checkpoint."""
 
 
+class TrainingPaused(Exception):
+    """Raised inside `train()` when `TrainHooks.should_pause` says so (a paused job), after a
+    checkpoint of the current step is saved: `train(..., resume=True)` continues from it."""
+
+
 @dataclass
 class TrainHooks:
     on_start: Callable[[dict], None] = lambda resolved: None
@@ -31,6 +36,12 @@ class TrainHooks:
     `train --tune` measures the validation metric here."""
     should_stop: Callable[[], bool] = lambda: False
     """Polled after every optimizer step: True raises `TrainingStopped` (a cancelled job)."""
+    should_pause: Callable[[], bool] = lambda: False
+    """Polled after every optimizer step: True saves a checkpoint of that step and raises
+    `TrainingPaused` (a paused job)."""
     end_training: Callable[[], bool] = lambda: False
     """Polled at every epoch end: True ends the run there, as if it were the last epoch
     (final/ is written from the current weights). Early stopping uses it."""
+    on_finish: Callable[[], None] = lambda: None
+    """Called once when training ends (final/ written), on every process. `with_trackers`
+    also calls it when `should_stop` stops the run."""

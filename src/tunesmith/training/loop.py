@@ -30,11 +30,18 @@ from tunesmith.atomic import atomic_dir, write_text
 from tunesmith.config import ResolvedConfig, TrainConfig, load_config
 from tunesmith.data.examples import Example
 from tunesmith.data.formats import read_dataset
-from tunesmith.data.packing import micro_batches
-from tunesmith.data.render import Tokenized
+from tunesmith.data.preference import PreferenceExample
+from tunesmith.data.render import Tokenized, check_tools
 from tunesmith.data.taskfile import read_task
 from tunesmith.errors import InvalidDataError, UsageError
-from tunesmith.modeling import load_tokenizer, model_dir, resolve_model
+from tunesmith.hparams import DEFAULT_BETA
+from tunesmith.modeling import (
+    adapter_base,
+    load_model,
+    load_tokenizer,
+    model_dir,
+    resolve_model,
+)
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.training import allocator
 from tunesmith.training import distributed as D
@@ -45,14 +52,23 @@ from tunesmith.training.checkpoint import (
     remove_stale_temps,
     save_checkpoint,
 )
-from tunesmith.training.hooks import TrainHooks, TrainingStopped
+from tunesmith.training.hooks import TrainHooks, TrainingPaused, TrainingStopped
 from tunesmith.training.methods import PREPARE, save_weights
 from tunesmith.training.objectives import objective_for, write_head_base
+from tunesmith.training.preference import (
+    REFERENCE_FILE,
+    PreferenceObjective,
+    attach_reference,
+    load_reference,
+    reference_logps,
+    save_reference,
+)
 from tunesmith.training.records import MetricsLog, plot_loss, write_results_csv
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "results.csv", "loss.png", "checkpoints", "final")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "results.csv", "loss.png", "checkpoints", "final",
+             REFERENCE_FILE)
 """What a run folder holds: `train` writes (and replaces) these, nothing else."""
 
 
@@ -85,6 +101,9 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         TrainingStopped: `hooks.should_stop()` returned True.
     """
     hooks = hooks or TrainHooks()
+    if config.report_to:
+        from tunesmith.training.tracking import with_trackers
+        hooks = with_trackers(hooks, config.report_to, Path(config.out))
     run = Path(config.out)
     # A run folder is new, empty or a run (config.yaml): never a folder of someone's files,
     # which final/ and checkpoints/ would replace.
@@ -97,18 +116,23 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     np.random.seed(config.seed)
 
     # ---- data: examples -> tokens with the loss mask --------------------------------------
-    if resolve_model(config.model).is_adapter:
-        raise UsageError(f"--model {config.model} is a LoRA adapter; training on top of one is "
-                         "not supported yet. Merge it first (`tunesmith export "
-                         f"{config.model} --format hf --merge --out MERGED`) and train on MERGED.")
+    start = resolve_model(config.model)
+    if start.is_adapter and config.head != "lm":
+        raise UsageError(f"--head {config.head} starts from a base model; {config.model} is a "
+                         "LoRA adapter.")
     tokenizer = load_tokenizer(config.model)
     train_examples = _examples(config.train_file)
-    objective = objective_for(config.head, read_task(Path(config.train_file).parent),
-                              train_examples)
-    train_items = _tokenize(objective, tokenizer, train_examples, config.max_seq_len, "train")
+    _check_loss_fits_data(config, train_examples)
+    objective = (PreferenceObjective(DEFAULT_BETA) if config.loss == "dpo" else
+                 objective_for(config.head, read_task(Path(config.train_file).parent),
+                               train_examples))
+    train_items = _tokenize(objective, tokenizer, train_examples, config.max_seq_len, "train",
+                            config.model)
     val_items = (_tokenize(objective, tokenizer, _examples(config.val_file), config.max_seq_len,
-                           "validation") if config.val_file else [])
+                           "validation", config.model) if config.val_file else [])
     cfg = config.resolve(len(train_items))
+    if isinstance(objective, PreferenceObjective):
+        objective.beta = cfg.beta
     _log_resolved(cfg)
     hooks.on_start(dataclasses.asdict(cfg))
     resume_from = _resume_point(run, cfg)
@@ -119,8 +143,15 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     # the memory, and no fp32->bf16 cast of every weight in every forward pass. The adapters
     # (and full fine-tuning's weights) stay fp32, as AdamW needs.
     frozen_bf16 = bf16 and cfg.method == "lora"
-    model = objective.load(config.model, device=info.device,
+    if start.is_adapter:  # continued fine-tuning of an adapter: it keeps training (or, for
+        # --method full, is merged into the weights that then all train)
+        model = load_model(start, device=info.device, trainable=cfg.method == "lora",
                            dtype=torch.bfloat16 if frozen_bf16 else None)
+        if cfg.method == "full":
+            model = model.merge_and_unload()
+    else:
+        model = objective.load(config.model, device=info.device,
+                               dtype=torch.bfloat16 if frozen_bf16 else None)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -129,6 +160,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
     loss_fn: torch.nn.Module = objective.loss(model)
+    stat_names: tuple[str, ...] = loss_fn.stats  # what the loss returns after (sum, count)
     eval_fn = loss_fn  # evaluation needs no gradient sync: it bypasses the DDP wrapper
     if info.world > 1:
         # No buffer broadcast: forward passes then hold no collective, so processes may run
@@ -148,34 +180,55 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
              "bf16 autocast" if bf16 else "fp32", f"{sum(p.numel() for p in params):,}",
              f"{sum(p.numel() for p in model.parameters()):,}")
 
-    def evaluate(items: list[Tokenized]) -> tuple[float, float]:
-        """Mean loss and token accuracy over answer tokens, sharded over processes."""
+    def evaluate(items: list[Tokenized], prefix: str) -> dict[str, float]:
+        """Mean loss and the loss's statistics (token accuracy; preference accuracy...) over
+        the items' targets, sharded over processes, named `{prefix}_loss`, ..."""
         eval_fn.eval()
-        sums = [0.0, 0.0, 0.0]
+        sums = [0.0] * (2 + len(stat_names))
         with torch.no_grad(), autocast():
-            for batch in micro_batches(items[info.rank::info.world], cfg.pack,
-                                       cfg.micro_batch_tokens, pad_id):
-                loss, n, correct = eval_fn(batch.to(info.device))
-                sums = [sums[0] + loss.item(), sums[1] + n.item(), sums[2] + correct.item()]
-        loss_sum, n, correct = D.all_reduce_sum(sums, info)
+            for batch in objective.batches(items[info.rank::info.world], cfg.pack,
+                                           cfg.micro_batch_tokens, pad_id):
+                sums = [a + b.item() for a, b in zip(sums, eval_fn(batch.to(info.device)))]
         eval_fn.train()
-        return loss_sum / max(n, 1), correct / max(n, 1)
+        return _named(D.all_reduce_sum(sums, info), prefix, stat_names)
 
     # ---- resume ----------------------------------------------------------------------------
     start_epoch, step, best = 0, 0, {"loss": math.inf, "epoch": None, "path": None}
+    skip_steps = 0  # steps of the first epoch already done (a mid-epoch checkpoint)
     initial_valid_loss = None
     if resume_from is not None:
         state = load_checkpoint(resume_from, model, optimizer, scheduler, cfg.method)
         start_epoch, step, best = state["epoch"], state["step"], state["best"]
+        skip_steps = state.get("steps_in_epoch", 0)
         initial_valid_loss = state.get("initial_valid_loss")
         if best.get("path"):
             best["path"] = Path(best["path"])
-        log.info("resumed from %s (epoch %d, step %d)", resume_from, start_epoch, step)
+        log.info("resumed from %s (epoch %d, step %d)", resume_from, start_epoch + 1, step)
     if info.main:
         run.mkdir(parents=True, exist_ok=True)
         write_text(run / "config.yaml", cfg.to_yaml())
     metrics = MetricsLog(run / "metrics.jsonl", keep_until_step=step if resume_from else None) \
         if info.main else None
+
+    # ---- DPO's reference: the starting model's log-probabilities, computed once -------------
+    if isinstance(objective, PreferenceObjective):
+        saved = load_reference(run, len(train_items), len(val_items)) if resume_from else None
+        if saved is None:
+            if resume_from is not None:
+                raise UsageError(f"--resume: {run / REFERENCE_FILE} (the reference model's "
+                                 "log-probabilities) is missing; start the run again.")
+            t0 = time.perf_counter()
+            saved = tuple(D.all_reduce_sum(
+                reference_logps(loss_fn, items, cfg.pack, cfg.micro_batch_tokens, pad_id,
+                                info.device, autocast, (info.rank, info.world)), info)
+                for items in (train_items, val_items))
+            if info.main:
+                run.mkdir(parents=True, exist_ok=True)
+                save_reference(run, *saved)
+            log.info("reference log-probabilities of %d pairs in %.1f s",
+                     len(train_items) + len(val_items), time.perf_counter() - t0)
+        attach_reference(train_items, saved[0])
+        attach_reference(val_items, saved[1])
 
     def record(entry: dict) -> None:
         if metrics is not None:
@@ -184,24 +237,40 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
 
     eval_batch = val_items[: cfg.eval_examples]
     if val_items and resume_from is None:
-        initial_valid_loss, acc = evaluate(val_items)
-        record({"step": 0, "epoch": 0, "full_valid_loss": initial_valid_loss,
-                "full_valid_mean_token_accuracy": acc})
-        log.info("before training: full validation loss %.4f, token accuracy %.3f",
-                 initial_valid_loss, acc)
+        measured = evaluate(val_items, "full_valid")
+        initial_valid_loss = measured["full_valid_loss"]
+        record({"step": 0, "epoch": 0, **measured})
+        log.info("before training: %s", _describe(measured))
+
+    def save_mid_epoch(epoch: int, steps_in_epoch: int) -> Path | None:
+        """A checkpoint inside epoch `epoch` (0-based) after `steps_in_epoch` of its steps."""
+        if not info.main:
+            return None
+        state = {"step": step, "steps_in_epoch": steps_in_epoch,
+                 "initial_valid_loss": initial_valid_loss,
+                 "best": {**best, "path": str(best["path"]) if best["path"] else None}}
+        path = save_checkpoint(run, epoch, model, optimizer, scheduler, state, step=step)
+        prune_checkpoints(run, {path} | ({best["path"]} if best["path"] else set()))
+        write_results_csv(run / "results.csv", metrics.records)
+        log.info("checkpoint at step %d (epoch %d, %d steps into it)", step, epoch + 1,
+                 steps_in_epoch)
+        return path
 
     # ---- the loop --------------------------------------------------------------------------
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.total_steps, initial=step, disable=cfg.quiet or not info.main,
                unit="step", dynamic_ncols=True)
-    started = time.perf_counter()
+    started = last_save = time.perf_counter()
     trained_tokens = 0
     loss_fn.train()
     for epoch in range(start_epoch, cfg.epochs):
         order = torch.randperm(len(train_items),
                                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        for first in range(0, len(order), cfg.batch_size):
+        firsts = range(0, len(order), cfg.batch_size)
+        for k_step, first in enumerate(firsts):
+            if epoch == start_epoch and k_step < skip_steps:
+                continue  # done before the mid-epoch checkpoint this run resumed from
             t0 = time.perf_counter()
             step_items = [train_items[i] for i in order[first:first + cfg.batch_size].tolist()]
             shard = step_items[info.rank::info.world]  # each process takes its share
@@ -209,40 +278,39 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             # runs one pass, with its loss scaled to 0, because every process must join the
             # step's gradient all-reduce.
             idle = not shard
-            batches = micro_batches(shard or step_items[:1], cfg.pack, cfg.micro_batch_tokens,
-                                    pad_id)
+            batches = objective.batches(shard or step_items[:1], cfg.pack,
+                                        cfg.micro_batch_tokens, pad_id)
             # The step's loss is the mean over all its answer tokens, across micro-batches and
             # processes; DDP averages gradients over processes, hence the factor `world`.
             step_tokens = D.all_reduce_sum(
-                [0 if idle else sum(b.n_loss_tokens for b in batches)], info)[0]
-            sums = [0.0, 0.0, 0.0]
+                [0 if idle else sum(b.n_targets for b in batches)], info)[0]
+            sums = [0.0] * (2 + len(stat_names))
             for k, batch in enumerate(batches):
                 last = k == len(batches) - 1
                 sync = contextlib.nullcontext() if last or info.world == 1 else loss_fn.no_sync()
                 with sync:
                     with autocast():
-                        loss_sum, n, correct = loss_fn(batch.to(info.device))
+                        out = loss_fn(batch.to(info.device))
                     scale = 0.0 if idle else info.world / max(step_tokens, 1)
-                    (loss_sum * scale).backward()
+                    (out[0] * scale).backward()
                 if not idle:
-                    sums = [sums[0] + loss_sum.item(), sums[1] + n.item(), sums[2] + correct.item()]
+                    sums = [a + b.item() for a, b in zip(sums, out)]
             grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
                          if cfg.max_grad_norm > 0 else _grad_norm(params))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            loss_sum, n, correct = D.all_reduce_sum(sums, info)
+            trained = _named(D.all_reduce_sum(sums, info), "train", stat_names)
             tokens = D.all_reduce_sum([0.0 if idle else float(sum(b.n_tokens for b in batches))],
                                       info)[0]
             trained_tokens += int(tokens)
             seconds = time.perf_counter() - t0
-            entry = {"step": step, "epoch": epoch + 1, "train_loss": loss_sum / max(n, 1),
-                     "train_mean_token_accuracy": correct / max(n, 1),
+            entry = {"step": step, "epoch": epoch + 1, **trained,
                      "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                      "tokens": int(tokens), "tokens_per_s": tokens / seconds}
             if eval_batch and (step % cfg.eval_every_steps == 0 or step == cfg.total_steps):
-                entry["valid_loss"], entry["valid_mean_token_accuracy"] = evaluate(eval_batch)
+                entry.update(evaluate(eval_batch, "valid"))
             record(entry)
             bar.set_postfix(epoch=epoch + 1, loss=f"{entry['train_loss']:.4f}",
                             tok_s=f"{entry['tokens_per_s']:.0f}", refresh=False)
@@ -250,22 +318,36 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             if hooks.should_stop():
                 bar.close()
                 raise TrainingStopped(f"stopped at step {step}")
+            done_in_epoch = k_step + 1
+            if done_in_epoch == len(firsts):
+                continue  # the epoch-end checkpoint follows
+            if hooks.should_pause():
+                save_mid_epoch(epoch, done_in_epoch)
+                D.barrier(info)
+                bar.close()
+                raise TrainingPaused(f"paused at step {step}")
+            due = (cfg.save_every_steps and step % cfg.save_every_steps == 0) or (
+                cfg.save_every_minutes and
+                time.perf_counter() - last_save >= 60 * cfg.save_every_minutes)
+            if due:
+                save_mid_epoch(epoch, done_in_epoch)
+                D.barrier(info)
+                last_save = time.perf_counter()
 
         # ---- epoch end: full validation, checkpoint, records -------------------------------
-        state: dict = {"step": step, "initial_valid_loss": initial_valid_loss}
+        state: dict = {"step": step, "steps_in_epoch": 0, "initial_valid_loss": initial_valid_loss}
         if val_items:
-            full_loss, full_acc = evaluate(val_items)
-            state["full_valid_loss"] = full_loss
-            record({"step": step, "epoch": epoch + 1, "full_valid_loss": full_loss,
-                    "full_valid_mean_token_accuracy": full_acc})
-            log.info("epoch %d: full validation loss %.4f, token accuracy %.3f", epoch + 1,
-                     full_loss, full_acc)
+            measured = evaluate(val_items, "full_valid")
+            state["full_valid_loss"] = measured["full_valid_loss"]
+            record({"step": step, "epoch": epoch + 1, **measured})
+            log.info("epoch %d: %s", epoch + 1, _describe(measured))
         if info.main:
             path = run / "checkpoints" / f"epoch-{epoch + 1:03d}"
             if val_items and state["full_valid_loss"] < best["loss"]:
                 best = {"loss": state["full_valid_loss"], "epoch": epoch + 1, "path": path}
             state["best"] = {**best, "path": str(best["path"]) if best["path"] else None}
             save_checkpoint(run, epoch + 1, model, optimizer, scheduler, state)
+            last_save = time.perf_counter()
             write_results_csv(run / "results.csv", metrics.records)
             plot_loss(run / "loss.png", metrics.records, title=f"{cfg.method} · {cfg.model}")
             hooks.on_checkpoint(epoch + 1, step, path, _latest_metrics(metrics.records))
@@ -289,11 +371,38 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     D.cleanup()
     final_valid = next((r["full_valid_loss"] for r in reversed(metrics.records)
                         if "full_valid_loss" in r), None) if metrics else None
+    hooks.on_finish()
     return TrainResult(run, final, cfg, step, trained_tokens, initial_valid_loss, final_valid,
                        best["epoch"], seconds, trained_tokens / seconds if seconds else 0.0, model)
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
+
+def _named(sums: list[float], prefix: str, stat_names: tuple[str, ...]) -> dict[str, float]:
+    """(loss sum, count, statistic sums...) -> {prefix_loss: mean, prefix_<stat>: mean, ...}."""
+    n = max(sums[1], 1)
+    return {f"{prefix}_loss": sums[0] / n,
+            **{f"{prefix}_{name}": value / n for name, value in zip(stat_names, sums[2:])}}
+
+
+def _describe(measured: dict[str, float]) -> str:
+    return ", ".join(f"{k.split('_', 2)[-1] if k.startswith('full_valid') else k} {v:.4f}"
+                     for k, v in measured.items())
+
+
+def _check_loss_fits_data(config: TrainConfig, examples: list[Example]) -> None:
+    """DPO needs preference rows; supervised training is refused on them (which answer would
+    it learn?)."""
+    pairs = sum(isinstance(e, PreferenceExample) for e in examples)
+    if config.loss == "dpo" and pairs < len(examples):
+        raise UsageError(f"{config.train_file}: --method dpo needs preference rows "
+                         '({"input": ..., "preferred_output": [...], "non_preferred_output": '
+                         "[...]}); this file holds chat examples.")
+    if config.loss == "sft" and pairs:
+        raise UsageError(f"{config.train_file} holds preference rows (preferred and "
+                         "non-preferred outputs): train them with --method dpo (LoRA) or "
+                         "--method full-dpo.")
 
 
 def _latest_metrics(records: list[dict]) -> dict:
@@ -314,7 +423,8 @@ def _examples(path: str) -> list[Example]:
 
 
 def _tokenize(objective, tokenizer, examples: list[Example], max_seq_len: int,
-              name: str) -> list[Tokenized]:
+              name: str, model: str) -> list[Tokenized]:
+    check_tools(tokenizer, examples, model, f"the {name} file")  # not silently dropped
     items = [objective.tokenize(tokenizer, e, max_seq_len) for e in examples]
     truncated = sum(x.truncated for x in items)
     kept = [x for x in items if x.n_loss_tokens > 0]
@@ -373,7 +483,11 @@ def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedCon
         if objective["head"] != "lm" and cfg.method == "lora":
             write_head_base(tmp, final, model, model_dir(ref))
         spec = read_task(Path(cfg.train_file).parent)
-        meta = {"base_model": cfg.model, "base_model_path": model_dir(ref), "method": cfg.method,
+        # A continued adapter keeps the base of the adapter it continued.
+        base_path = adapter_base(Path(model_dir(ref)), None) if ref.is_adapter else model_dir(ref)
+        meta = {"base_model": cfg.model, "base_model_path": base_path,
+                "continued_from": cfg.model if ref.is_adapter else None, "method": cfg.method,
+                "loss": cfg.loss,
                 "task": spec.to_dict() if spec else None, **objective}
         (tmp / "tunesmith.json").write_text(json.dumps(meta, indent=2))
 

@@ -41,7 +41,12 @@ class CausalLMLoss(nn.Module):
         self.logit_scale = getattr(config, "logit_scale", None)
         self.softcap = getattr(config, "final_logit_softcapping", None)
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    stats = ("mean_token_accuracy",)
+    """What forward returns after (loss sum, count): sums that the loop divides by the count."""
+
+    def logits(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits (N, V) in fp32 at the N positions with a target, the targets (N,), the mask
+        (B, T-1) of those positions)."""
         extra = {"packed_segments": batch.segments} if batch.segments is not None else {}
         hidden = self.body(
             input_ids=batch.input_ids, position_ids=batch.position_ids,
@@ -54,8 +59,10 @@ class CausalLMLoss(nn.Module):
             logits = logits * self.logit_scale
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
-        logits = logits.float()
-        chosen = targets[keep]
+        return logits.float(), targets[keep], keep
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, chosen, keep = self.logits(batch)
         loss_sum = F.cross_entropy(logits, chosen, reduction="sum")
         correct = (logits.argmax(-1) == chosen).sum()
         return loss_sum, keep.sum(), correct

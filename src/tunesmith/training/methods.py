@@ -13,8 +13,13 @@ from tunesmith.config import TrainConfig
 
 
 def prepare_lora(model: nn.Module, config: TrainConfig) -> nn.Module:
-    """Wrap `model` with LoRA adapters (PEFT); only the adapters train."""
-    from peft import LoraConfig, get_peft_model
+    """Wrap `model` with LoRA adapters (PEFT); only the adapters train. A model that already
+    carries a trainable adapter (continued fine-tuning) keeps it, with its own rank and targets."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if isinstance(model, PeftModel):
+        _no_input_cast(model)
+        return model
 
     targets: str | list[str] = config.lora_targets
     if targets != "all-linear":
@@ -27,6 +32,11 @@ def prepare_lora(model: nn.Module, config: TrainConfig) -> nn.Module:
                       # the head trains in full; "all-linear" would also put an adapter on it
                       exclude_modules=["score", "classifier"] if config.head != "lm" else None)
     model = get_peft_model(model, lora)
+    _no_input_cast(model)
+    return model
+
+
+def _no_input_cast(model: nn.Module) -> None:
     # PEFT casts each adapted layer's input to the adapters' dtype (fp32) before the adapter
     # matmul, which bf16 autocast then casts back: two copies of every input, one kept for the
     # backward pass. Without the cast the adapter runs on the bf16 input directly (autocast
@@ -34,7 +44,6 @@ def prepare_lora(model: nn.Module, config: TrainConfig) -> nn.Module:
     for module in model.modules():
         if hasattr(module, "cast_input_dtype_enabled"):
             module.cast_input_dtype_enabled = False
-    return model
 
 
 def prepare_full(model: nn.Module, config: TrainConfig) -> nn.Module:

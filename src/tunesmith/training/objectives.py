@@ -31,6 +31,7 @@ from torch import nn
 
 from tunesmith.data.examples import Example
 from tunesmith.data.ner import bio_to_entities
+from tunesmith.data.packing import Batch, micro_batches
 from tunesmith.data.render import IGNORE_INDEX, Tokenized, chat_template, tokenize_example
 from tunesmith.data.taskfile import TaskSpec
 from tunesmith.data.validate import label_of, parse_entities
@@ -101,6 +102,11 @@ class Objective:
     def loss(self, model: nn.Module) -> nn.Module:
         return CausalLMLoss(model) if self.head == "lm" else HeadLoss(model)
 
+    def batches(self, items: list[Tokenized], pack: bool, max_tokens: int,
+                pad_id: int) -> list[Batch]:
+        """One optimizer step's items as forward passes."""
+        return micro_batches(items, pack, max_tokens, pad_id)
+
 
 def objective_for(head: Head, spec: TaskSpec | None, examples: list[Example]) -> Objective:
     """The objective of a run, its classes taken from task.json or else from the examples.
@@ -133,6 +139,8 @@ def head_class(head: Head):
 class HeadLoss(nn.Module):
     """Forward returns (sum of losses, targets, correctly classified targets), as CausalLMLoss:
     the head runs only at the positions that carry a target."""
+
+    stats = ("mean_token_accuracy",)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -12,6 +12,9 @@ from tunesmith.atomic import atomic_open, write_text
 
 RESULTS_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 """The columns of the results file OpenAI's fine-tuning jobs produce."""
+PREFERENCE_COLUMNS = ("step", "train_loss", "train_preference_accuracy", "train_reward_margin",
+                      "valid_loss", "valid_preference_accuracy", "valid_reward_margin")
+"""A DPO run's columns: the DPO loss, the share of pairs ranked right, the mean reward margin."""
 
 
 class MetricsLog:
@@ -36,27 +39,32 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
 
 
+def columns(records: list[dict]) -> tuple[str, ...]:
+    preference = any("train_preference_accuracy" in r for r in records)
+    return PREFERENCE_COLUMNS if preference else RESULTS_COLUMNS
+
+
 def results_rows(records: list[dict]) -> list[dict]:
     """One row per training step in OpenAI's results.csv shape (validation columns empty where
     that step had no evaluation)."""
+    names = columns(records)
+    source = {"train_accuracy": "train_mean_token_accuracy"}  # OpenAI's column name
     rows: dict[int, dict] = {}
     for r in records:
         step = r.get("step")
-        if step is None or step == 0:
+        if step is None or step == 0 or "full_valid_loss" in r:
             continue
-        row = rows.setdefault(step, {c: "" for c in RESULTS_COLUMNS} | {"step": step})
-        if "train_loss" in r:
-            row["train_loss"] = round(r["train_loss"], 6)
-            row["train_accuracy"] = round(r["train_mean_token_accuracy"], 6)
-        if "valid_loss" in r:
-            row["valid_loss"] = round(r["valid_loss"], 6)
-            row["valid_mean_token_accuracy"] = round(r["valid_mean_token_accuracy"], 6)
+        row = rows.setdefault(step, {c: "" for c in names} | {"step": step})
+        for column in names[1:]:
+            key = source.get(column, column)
+            if key in r:
+                row[column] = round(r[key], 6)
     return [rows[k] for k in sorted(rows)]
 
 
 def write_results_csv(path: Path, records: list[dict]) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RESULTS_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns(records), lineterminator="\n")
     writer.writeheader()
     writer.writerows(results_rows(records))
     write_text(path, buf.getvalue())

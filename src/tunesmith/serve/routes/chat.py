@@ -1,4 +1,9 @@
-"""`/v1/chat/completions` for base, fine-tuned and checkpoint models, plain or streamed (SSE)."""
+"""`/v1/chat/completions` for base, fine-tuned and checkpoint models, plain or streamed (SSE).
+
+With `tools`, the model's template must render them (else a 400 naming the model); generated
+`<tool_call>` blocks become `message.tool_calls` (see `tunesmith.serve.toolcalls`, which also says
+how streaming with tools is buffered).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from jinja2 import TemplateError
 
+from tunesmith.data.render import supports_tools
 from tunesmith.generation import Sampling, Step
 from tunesmith.jobs.models import new_id, now
 from tunesmith.serve import objects
@@ -20,6 +26,7 @@ from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.engine import Row, queue_for
 from tunesmith.serve.errors import APIError, not_found
 from tunesmith.serve.schemas import ChatCompletionCreate
+from tunesmith.serve.toolcalls import chat_message, stream_delta
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 log = logging.getLogger(__name__)
@@ -87,11 +94,14 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
     if record is None:
         raise not_found("model", body.model, "model")
     key = record.spec if record.kind == "base" else str(settings.home / record.spec)
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-                for m in body.messages]
+    messages = [m.template_message() for m in body.messages]
+    tools = _offered_tools(body)
     loop = asyncio.get_running_loop()
+    if tools or any(m.tool_calls or m.role == "tool" for m in body.messages):
+        await _require_tool_template(loop, engine, key, body.model,
+                                     "tools" if tools else "messages")
     try:
-        prompt = await loop.run_in_executor(None, engine.render, key, messages)
+        prompt = await loop.run_in_executor(None, engine.render, key, messages, tools)
     except TemplateError as e:  # e.g. a template that insists on alternating roles
         raise APIError(400, f"The model's chat template refused these messages: {e}",
                        param="messages", code="invalid_messages") from e
@@ -118,7 +128,8 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(_stream(queue, choices, rows, body, meta, len(prompt),
-                                         include_usage), media_type="text/event-stream")
+                                         include_usage, tools is not None),
+                                 media_type="text/event-stream")
     try:
         finished = await _unless_disconnected(request, _drain(queue, choices, rows,
                                                               body.logprobs))
@@ -127,11 +138,43 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
             row.cancelled.set()  # done, failed or abandoned: the engine drops the rows
     if not finished:
         return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
+    answers = [chat_message(c.text, tools is not None) for c in choices]
     return {**meta, "object": "chat.completion", "choices": [{
-        "index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
+        "index": c.index, "message": message,
         "logprobs": {"content": c.logprobs, "refusal": None} if body.logprobs else None,
-        "finish_reason": c.finish_reason} for c in choices],
+        "finish_reason": _finish(c, called)} for c, (message, called) in zip(choices, answers)],
         "usage": _usage(len(prompt), choices)}
+
+
+def _offered_tools(body: ChatCompletionCreate) -> list[dict] | None:
+    """The tools to render and parse calls for; None when there are none or tool_choice is
+    "none" (the model then never sees them)."""
+    choice = body.tool_choice
+    if choice is not None and not body.tools:
+        raise APIError(400, "'tool_choice' is only allowed when 'tools' are specified.",
+                       param="tool_choice", code="invalid_value")
+    if choice not in (None, "auto", "none"):
+        # Honouring these needs constrained decoding, which tunesmith does not do.
+        raise APIError(400, "tool_choice 'required' or a named function is not supported: "
+                       "nothing can force this model to call a tool. Use 'auto' or 'none'.",
+                       param="tool_choice", code="unsupported_value")
+    if not body.tools or choice == "none":
+        return None
+    return [t.model_dump(exclude_none=True) for t in body.tools]
+
+
+async def _require_tool_template(loop, engine, key: str, model: str, param: str) -> None:
+    """A 400 unless the model's template renders tools and calls (else they would vanish from
+    the prompt without a word)."""
+    if not await loop.run_in_executor(None, supports_tools, engine.tokenizer(key)):
+        raise APIError(400, f"model {model}'s chat template cannot render tool calls; use a "
+                       "model whose template supports tools (e.g. Qwen2.5-Instruct).",
+                       param=param, code="tools_unsupported")
+
+
+def _finish(choice: _Choice, called: bool) -> str | None:
+    # A cut-off answer stays "length" even when it holds complete calls before the cut.
+    return "tool_calls" if called and choice.finish_reason == "stop" else choice.finish_reason
 
 
 async def _drain(queue: asyncio.Queue, choices: list[_Choice], rows: list[Row],
@@ -172,7 +215,8 @@ async def _events(queue: asyncio.Queue, choices: list[_Choice], rows: list[Row],
         yield choice
 
 
-async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage):
+async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage, buffer):
+    """`buffer`: hold each choice's text until it ends, then send it parsed for tool calls."""
     def chunk(choice_list: list[dict], usage: dict | None = None) -> str:
         data = {**meta, "object": "chat.completion.chunk", "choices": choice_list}
         if include_usage:
@@ -185,6 +229,15 @@ async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage
                           "logprobs": None, "finish_reason": None}])
         pending = {c.index: 0 for c in choices}  # logprob entries already sent
         async for c in _events(queue, choices, rows, body.logprobs):
+            if buffer:
+                if c.finish_reason is not None:
+                    delta, called = stream_delta(c.text)
+                    yield chunk([{"index": c.index, "delta": delta, "logprobs": {
+                        "content": c.logprobs, "refusal": None} if body.logprobs else None,
+                        "finish_reason": None}])
+                    yield chunk([{"index": c.index, "delta": {}, "logprobs": None,
+                                  "finish_reason": _finish(c, called)}])
+                continue
             text = c.delta()
             new_lp = c.logprobs[pending[c.index]:]
             if text or new_lp:

@@ -7,22 +7,25 @@ import random
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query
 
-from tunesmith.jobs.models import FINAL, Job, new_id
+from tunesmith.jobs.models import FINAL, Job, new_id, now
 from tunesmith.jobs.store import JobStore
+from tunesmith.jobs.validation import validate_job
 from tunesmith.serve import objects
-from tunesmith.serve.deps import ProjectDep, StoreDep
+from tunesmith.serve.deps import ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.errors import APIError, not_found, ok
-from tunesmith.serve.schemas import JobCreate
+from tunesmith.serve.schemas import Hyperparameters, JobCreate
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
+ACTIVE = frozenset({"validating_files", "queued", "running"})
 
 
 @router.post("", responses=ok(objects.FineTuningJob))
-def create_job(body: JobCreate, store: StoreDep, project: ProjectDep) -> dict:
+def create_job(body: JobCreate, store: StoreDep, project: ProjectDep, settings: SettingsDep,
+               background: BackgroundTasks) -> dict:
     for param in ("training_file", "validation_file"):
         file_id = getattr(body, param)
         record = store.get_file(project, file_id) if file_id is not None else None
@@ -35,21 +38,32 @@ def create_job(body: JobCreate, store: StoreDep, project: ProjectDep) -> dict:
                            code="invalid_file_purpose")
     # Only models this server offers: a client-given path or hub id would let callers probe
     # the server's disk (the error for a missing folder differs from one for a bad folder).
+    # A fine-tuned model or checkpoint of this project continues training (its job names the
+    # root base model).
     model = store.get_model(project, body.model)
-    if model is None or model.kind != "base":
-        what = ("continued fine-tuning of a fine-tuned model is not available yet"
-                if model is not None else "not a model this server offers")
-        raise APIError(400, f"Model {body.model!r} cannot be fine-tuned: {what}; GET /v1/models "
-                       "lists the base models.", param="model", code="model_not_available")
-    hp = (body.method.supervised.hyperparameters if body.method
-          else body.hyperparameters) or None
-    job = Job(new_id("job"), project, body.model, body.training_file, body.validation_file,
-              hp.model_dump() if hp else {"n_epochs": "auto", "batch_size": "auto",
-                                          "learning_rate_multiplier": "auto"},
+    if model is None:
+        raise APIError(400, f"Model {body.model!r} cannot be fine-tuned: not a model this server "
+                       "offers; GET /v1/models lists the base models and your fine-tuned ones.",
+                       param="model", code="model_not_available")
+    base = None
+    if model.kind != "base":
+        parent = store.get_job(project, model.job_id or "")
+        base = (parent.base_model or parent.model) if parent is not None else None
+    if body.method is not None:
+        method, hp = body.method.type, body.method.hyperparameters()
+    else:
+        method = "supervised"
+        hp = (body.hyperparameters or Hyperparameters()).model_dump()
+    job = Job(new_id("job"), project, body.model, body.training_file, body.validation_file, hp,
               body.seed if body.seed is not None else random.randrange(2**31),
-              body.suffix or None, body.metadata, workdir=f"runs/{secrets.token_hex(8)}")
+              body.suffix or None, body.metadata, workdir=f"runs/{secrets.token_hex(8)}",
+              integrations=[i.model_dump() for i in body.integrations or []],
+              method=method, base_model=base)
     store.add_job(job)
     store.add_event(job.id, "created", f"Created fine-tuning job: {job.id}")
+    # Checked at once, beside the worker: a bad file fails its job in seconds even while
+    # another job trains.
+    background.add_task(validate_job, store, settings.home, job)
     return job.to_api()
 
 
@@ -73,6 +87,41 @@ def cancel_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
                        param="fine_tuning_job_id", code="invalid_state")
     job = store.cancel_job(job_id)
     store.add_event(job_id, "cancel-requested", "Job cancellation requested")
+    return job.to_api()
+
+
+@router.post("/{job_id}/pause", responses=ok(objects.FineTuningJob))
+def pause_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
+    """A running job stops at its next step with a checkpoint of it (the worker then takes
+    other jobs); a waiting one just waits until it is resumed."""
+    job = _job(store, project, job_id)
+    if job.status not in ("validating_files", "queued", "running"):
+        raise APIError(400, f"Job {job_id} is {job.status}; only a validating, queued or "
+                       "running job can be paused.", param="fine_tuning_job_id",
+                       code="invalid_state")
+    running = job.status == "running"
+    job = store.update_job(job_id, only_from=ACTIVE, status="paused",
+                           paused_at=None if running else now(),
+                           resume_to="running" if running else job.status)
+    if job.status == "paused":
+        store.add_event(job_id, f"pause-requested:{secrets.token_hex(4)}",
+                        "Job pause requested" + (": pausing at the next step" if running else ""))
+    return job.to_api()
+
+
+@router.post("/{job_id}/resume", responses=ok(objects.FineTuningJob))
+def resume_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
+    """A paused job goes back in the queue and continues from its checkpoint."""
+    job = _job(store, project, job_id)
+    if job.status != "paused":
+        raise APIError(400, f"Job {job_id} is {job.status}; only a paused job can be resumed.",
+                       param="fine_tuning_job_id", code="invalid_state")
+    # Not yet stopped by the worker (paused_at unset): it simply keeps running.
+    status = job.resume_to if job.paused_at is None else (
+        "queued" if job.resume_to == "running" else job.resume_to)
+    job = store.update_job(job_id, only_from=frozenset({"paused"}), status=status,
+                           paused_at=None)
+    store.add_event(job_id, f"resumed:{secrets.token_hex(4)}", "Fine-tuning job resumed")
     return job.to_api()
 
 
