@@ -30,6 +30,10 @@ browser:
 	command -v chromium >/dev/null || (apt-get install -y -q chromium >/dev/null 2>&1 || \
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
 	  echo "warning: could not install chromium; the report rendering test will be skipped")
+	# chromedriver lets selenium drive that Chromium through serve's web page (tests/serve/test_web.py)
+	command -v chromedriver >/dev/null || (apt-get install -y -q chromium-driver >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium-driver >/dev/null 2>&1) || \
+	  echo "warning: could not install chromium-driver; the web page browser test will be skipped")
 
 test: setup browser
 	$(PY) -m pytest -q -m "not slow and not interop"

@@ -169,7 +169,7 @@ def decode_rows(model, prompts: list[list[int]], sampling: list[Sampling], stop:
                 continue
             s = sampling[r]
             try:
-                token = _pick(logits[r], s, generators[r])
+                token = pick_token(logits[r], s, generators[r])
                 produced[r] += 1
                 top = []
                 if s.top_logprobs:
@@ -193,7 +193,9 @@ def decode_rows(model, prompts: list[list[int]], sampling: list[Sampling], stop:
         logits = out.logits[:, -1].float().cpu()
 
 
-def _pick(logits: torch.Tensor, s: Sampling, generator: torch.Generator) -> int:
+def pick_token(logits: torch.Tensor, s: Sampling, generator: torch.Generator) -> int:
+    """One row's next token from its (vocab,) logits: greedy at temperature 0, else drawn
+    (within top_p) with the row's own generator."""
     if s.temperature <= 0:
         return int(logits.argmax())
     probs = (logits.double() / s.temperature).softmax(-1)

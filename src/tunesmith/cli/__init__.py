@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from tunesmith import __version__
-from tunesmith.cli import compare, cost, curve, data, demo, eval, export, serve, train
+from tunesmith.cli import compare, cost, curve, data, demo, eval, export, serve, train, worker
 from tunesmith.errors import TunesmithError
 
 COMMANDS: dict[str, ModuleType] = {
@@ -27,6 +27,7 @@ COMMANDS: dict[str, ModuleType] = {
     "cost": cost,
     "demo": demo,
     "serve": serve,
+    "worker": worker,
     "export": export,
 }
 

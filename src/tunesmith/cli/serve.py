@@ -1,4 +1,4 @@
-"""`tunesmith serve`: the OpenAI-compatible service, with its job worker as a child process."""
+"""`tunesmith serve`: the OpenAI-compatible service, with its job workers as child processes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tunesmith.cli import args as types
 from tunesmith.errors import UsageError
+from tunesmith.jobs.store import DATABASE_ENV
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,15 +45,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None,
                    help="serve /docs and /openapi.json without a key (default: on without "
                    "--keys, off with --keys)")
-    p.add_argument("--no-worker", action="store_true",
-                   help="do not start the job worker (run `python -m tunesmith.jobs.worker`)")
+    p.add_argument("--database", default=os.environ.get(DATABASE_ENV), metavar="URL",
+                   help=f"where jobs, files and models are recorded: postgresql://USER@HOST/DB "
+                   f"(workers on other machines: `tunesmith worker`) or sqlite:///PATH "
+                   f"(default: ${DATABASE_ENV}, else SQLite in --home)")
+    p.add_argument("--workers", type=types.int_range(0, 64), default=1,
+                   help="job worker processes to start on this machine, each running one job "
+                   "at a time; 0: API only (default: %(default)s)")
+    p.add_argument("--lease-seconds", type=types.float_range(1, 86400), default=60.0,
+                   help="a job whose worker died is resumed by another worker after this long "
+                   "(default: %(default)s)")
+    p.add_argument("--no-worker", dest="workers", action="store_const", const=0,
+                   help="same as --workers 0")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from tunesmith.jobs.store import open_store
+    from tunesmith.jobs.store import database_url, open_store
     from tunesmith.modeling import DEFAULT_MODEL, resolve_model, run_final_dir
     from tunesmith.outputs import check_parent
     from tunesmith.serve.app import create_app
@@ -81,23 +92,27 @@ def run(args: argparse.Namespace) -> int:
                              request_timeout_s=args.request_timeout,
                              max_body_bytes=int(args.max_body_mb * 1024 * 1024),
                              docs=args.docs if args.docs is not None else keys is None)
-    store = open_store(str(home / "tunesmith.db"))
+    database = database_url(args.database, home)
+    store = open_store(database)
     app = create_app(settings, store, Engine(max_batch=args.max_batch))
     log = logging.getLogger("tunesmith.serve")
     if keys is None:
         log.warning("no --keys file: every request is accepted, as project 'default'")
-    worker = None
-    if not args.no_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "tunesmith.jobs.worker", "--home",
-                                   str(home), "--parent", str(os.getpid())])
+    # The URL goes by environment, not argv: `ps` would show a password in it.
+    env = {**os.environ, DATABASE_ENV: database}
+    workers = [subprocess.Popen([sys.executable, "-m", "tunesmith.jobs.worker", "--home",
+                                 str(home), "--parent", str(os.getpid()), "--lease-seconds",
+                                 str(args.lease_seconds)], env=env)
+               for _ in range(args.workers)]
     print(f"tunesmith serve: http://{args.host}:{args.port}/v1  (home {home})", flush=True)
     try:
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         server.run(sockets=[listener])
     finally:
         listener.close()
-        if worker is not None:
+        for worker in workers:
             worker.terminate()
+        for worker in workers:
             worker.wait(timeout=30)
     return 0
 

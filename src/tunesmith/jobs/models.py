@@ -18,6 +18,8 @@ JobStatus = Literal["validating_files", "queued", "running", "paused", "succeede
 and no worker; POST .../resume queues the job again."""
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ModelKind = Literal["base", "fine-tuned", "checkpoint"]
+Device = Literal["any", "cpu", "cuda"]
+"""What a job needs and a worker has (`any`: a job that runs on whatever the worker has)."""
 
 PREFIX = {"file": "file-", "job": "ftjob-", "event": "ftevent-", "checkpoint": "ftckpt_",
           "chat": "chatcmpl-"}
@@ -91,6 +93,11 @@ class Job:
     integrations: list[dict] = field(default_factory=list)
     """OpenAI's `integrations`: `[{"type": "wandb", "wandb": {"project", "name", "entity",
     "tags"}}]`; the worker logs the run to W&B (offline unless the server has WANDB_API_KEY)."""
+    device: Device = "any"
+    """Where the job may run (tunesmith's own field, not OpenAI's): only a worker with this
+    device claims it; `any` runs anywhere."""
+    gpus: int = 0
+    """GPUs the job needs (a `cuda` job: at least 1); a worker with fewer does not claim it."""
 
     def to_api(self) -> dict:
         hp = self.hyperparameters

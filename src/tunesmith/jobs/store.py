@@ -1,19 +1,29 @@
 """Where the service keeps its records: the `JobStore` protocol and its SQLite implementation.
 
-SQLite in WAL mode is the embedded default: the server's threads and the worker process share
+SQLite in WAL mode is the embedded default: the server's threads and its worker processes share
 one database file under the service home. The schema grows by numbered migrations (below);
-`PRAGMA user_version` records how many have run. Another backend (PostgreSQL) implements the
-same protocol and is chosen by `open_store(url)`; routes and worker only see `JobStore`.
+`PRAGMA user_version` records how many have run. PostgreSQL (`jobs/postgres.py`) implements the
+same protocol for workers on other machines; `open_store(url)` picks one by the URL's scheme, and
+routes and workers only see `JobStore`.
 
 Lists are newest first and paged like OpenAI's: `after` is the id of the last item of the
 previous page, and the result says whether more follow.
+
+Workers take jobs by claiming them with a lease (`claim_job`): the job's `worker_id` and
+`lease_until` columns say who runs it until when. The worker renews the lease while it works;
+a job whose lease ran out (its worker died) is claimed again by another worker, which resumes
+it from its newest checkpoint. Lease times are seconds since the epoch on the database's clock
+(PostgreSQL) or this machine's (SQLite, one machine), so workers' clocks never need to agree.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
@@ -53,7 +63,19 @@ MIGRATIONS: list[str] = [
         kind TEXT NOT NULL, spec TEXT NOT NULL, created_at INTEGER NOT NULL, job_id TEXT,
         deleted INTEGER NOT NULL DEFAULT 0);
     """,
+    # 2: claims and leases; what the claim query filters on becomes a column
+    """
+    ALTER TABLE jobs ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN device TEXT NOT NULL DEFAULT 'any';
+    ALTER TABLE jobs ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN worker_id TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until REAL;
+    UPDATE jobs SET created_at = json_extract(body, '$.created_at');
+    """,
 ]
+
+DATABASE_ENV = "TUNESMITH_DATABASE_URL"
+"""The environment variable naming the database when no `--database` is given."""
 
 
 class JobStore(Protocol):
@@ -71,7 +93,10 @@ class JobStore(Protocol):
                    **changes) -> Job: ...
     def cancel_job(self, job_id: str) -> Job: ...
     def active_jobs_using(self, file_id: str) -> list[str]: ...
-    def next_job(self, validating_grace_s: float = 0) -> Job | None: ...
+    def claim_job(self, worker_id: str, *, device: str = "cpu", gpus: int = 0,
+                  lease_s: float = 60, validating_grace_s: float = 0) -> Job | None: ...
+    def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool: ...
+    def release_job(self, job_id: str, worker_id: str) -> None: ...
     def add_event(self, job_id: str, key: str, message: str, *, level: str = "info",
                   type: str = "message", data: dict | None = None) -> bool: ...
     def list_events(self, job_id: str, after: str | None,
@@ -85,13 +110,33 @@ class JobStore(Protocol):
     def delete_model(self, model_id: str) -> None: ...
 
 
+def database_url(given: str | None, home: Path) -> str:
+    """The database to use: `given` (a `--database` flag), else $TUNESMITH_DATABASE_URL, else
+    SQLite in the service home."""
+    return given or os.environ.get(DATABASE_ENV) or f"sqlite:///{home / 'tunesmith.db'}"
+
+
 def open_store(url: str) -> JobStore:
-    """`sqlite:///path/to/tunesmith.db` (or a plain path) -> a store."""
+    """`sqlite:///path/to/tunesmith.db` (or a plain path), or `postgresql://user@host/db`
+    -> a store.
+
+    Raises:
+        UsageError: an unknown scheme; PostgreSQL without psycopg installed or unreachable.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from tunesmith.jobs.postgres import PostgresStore
+
+        return PostgresStore(url)
     if url.startswith("sqlite:///"):
         return SQLiteStore(Path(url[len("sqlite:///"):]))
     if "://" in url:
-        raise UsageError(f"store URL {url!r}: only sqlite:/// is built in.")
+        raise UsageError(f"database URL {url.split('://')[0]}://...: use sqlite:///PATH or "
+                         "postgresql://USER@HOST/DB.")
     return SQLiteStore(Path(url))
+
+
+CLAIM_ORDER = "CASE status WHEN 'running' THEN 0 ELSE 1 END, seq"
+"""How claimable jobs are ranked: an interrupted job first (to resume it), then FIFO."""
 
 
 class SQLiteStore:
@@ -170,8 +215,10 @@ class SQLiteStore:
     # ---- jobs -----------------------------------------------------------------------------
 
     def add_job(self, job: Job) -> None:
-        self._run("INSERT INTO jobs (id, project, body, status) VALUES (?, ?, ?, ?)",
-                  (job.id, job.project, json.dumps(asdict(job)), job.status))
+        self._run("INSERT INTO jobs (id, project, body, status, created_at, device, gpus) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)", (job.id, job.project, json.dumps(asdict(job)),
+                                                   job.status, job.created_at, job.device,
+                                                   job.gpus))
 
     def get_job(self, project: str | None, job_id: str) -> Job | None:
         rows = self._all("SELECT body FROM jobs WHERE id = ?", (job_id,))
@@ -213,19 +260,45 @@ class SQLiteStore:
         jobs = [Job(**json.loads(r["body"])) for r in rows]
         return [j.id for j in jobs if file_id in (j.training_file, j.validation_file)]
 
-    def next_job(self, validating_grace_s: float = 0) -> Job | None:
-        """The job the worker should run: one it was running when it stopped (to resume), else
-        the oldest waiting one (FIFO). A job still `validating_files` is the API's to validate
-        for `validating_grace_s` after its creation; after that (a server that stopped
-        mid-validation) the worker validates it."""
-        rows = self._all(
-            "SELECT body FROM jobs WHERE status IN ('running', 'validating_files', 'queued') "
-            "ORDER BY CASE status WHEN 'running' THEN 0 ELSE 1 END, seq")
-        for row in rows:
-            job = Job(**json.loads(row["body"]))
-            if job.status != "validating_files" or job.created_at <= now() - validating_grace_s:
-                return job
-        return None
+    def claim_job(self, worker_id: str, *, device: str = "cpu", gpus: int = 0,
+                  lease_s: float = 60, validating_grace_s: float = 0) -> Job | None:
+        """Take the job `worker_id` should run, for `lease_s` seconds, or None.
+
+        Claimable: a job nobody holds (no lease, or an expired one: its worker died) that is
+        `running` (to resume it, first), `queued` (oldest first), or `validating_files` for
+        longer than `validating_grace_s` (the API validates it until then: a server that
+        stopped mid-validation leaves it to a worker); whose device is `any` or `device`, and
+        which needs at most `gpus` GPUs. One claim at a time: `BEGIN IMMEDIATE` makes this
+        connection the only writer until it commits.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                t = time.time()
+                row = self._db.execute(
+                    "SELECT id, body FROM jobs WHERE (lease_until IS NULL OR lease_until < ?) "
+                    "AND (status IN ('running', 'queued') OR (status = 'validating_files' "
+                    "AND created_at <= ?)) AND device IN ('any', ?) AND gpus <= ? "
+                    f"ORDER BY {CLAIM_ORDER} LIMIT 1",
+                    (t, t - validating_grace_s, device, gpus)).fetchone()
+                if row is not None:
+                    self._db.execute("UPDATE jobs SET worker_id = ?, lease_until = ? "
+                                     "WHERE id = ?", (worker_id, t + lease_s, row["id"]))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return Job(**json.loads(row["body"])) if row is not None else None
+
+    def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool:
+        """Extend `worker_id`'s lease on the job; False if another worker claimed it since."""
+        return self._run("UPDATE jobs SET lease_until = ? WHERE id = ? AND worker_id = ?",
+                         (time.time() + lease_s, job_id, worker_id)) == 1
+
+    def release_job(self, job_id: str, worker_id: str) -> None:
+        """Give up the lease (the job is final, paused, or handed back) if still held."""
+        self._run("UPDATE jobs SET worker_id = NULL, lease_until = NULL "
+                  "WHERE id = ? AND worker_id = ?", (job_id, worker_id))
 
     # ---- events and checkpoints -----------------------------------------------------------
 
@@ -277,9 +350,9 @@ class SQLiteStore:
         self._run("UPDATE models SET deleted = 1 WHERE id = ?", (model_id,))
 
 
-def _file(row: sqlite3.Row) -> FileRecord:
+def _file(row: sqlite3.Row | Mapping) -> FileRecord:
     return FileRecord(**{k: row[k] for k in row.keys() if k not in ("seq", "deleted")})  # noqa: SIM118
 
 
-def _model(row: sqlite3.Row) -> ModelRecord:
+def _model(row: sqlite3.Row | Mapping) -> ModelRecord:
     return ModelRecord(**{k: row[k] for k in row.keys() if k not in ("seq", "deleted")})  # noqa: SIM118

@@ -1,8 +1,11 @@
 """The worker: the process that runs fine-tuning jobs, one at a time, oldest first.
 
-`tunesmith serve` starts it as a child process (`python -m tunesmith.jobs.worker`); it dies with
-the server. A job it was running when it died is still `running` in the store, so the next worker
-resumes it from its newest complete checkpoint (`train(..., resume=True)`): events and
+`tunesmith serve --workers N` starts N of them as child processes (`python -m
+tunesmith.jobs.worker`), which die with the server; `tunesmith worker` runs one on any machine
+that reaches the database and the service home. Workers claim jobs with a lease they renew
+while they work (`jobs/lease.py`), and only jobs whose device they have. A job whose worker
+died is still `running` in the store with a lease that runs out, so another worker claims it
+and resumes it from its newest complete checkpoint (`train(..., resume=True)`): events and
 checkpoints carry stable keys (step numbers), so what the first attempt recorded is never
 recorded twice.
 
@@ -16,18 +19,18 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
-from tunesmith.atomic import atomic_dir
+from tunesmith.atomic import atomic_dir, write_text
 from tunesmith.config import TrainConfig
 from tunesmith.errors import InvalidDataError, TunesmithError, UnusableInputError
 from tunesmith.jobs.models import (
@@ -39,7 +42,8 @@ from tunesmith.jobs.models import (
     new_id,
     now,
 )
-from tunesmith.jobs.store import JobStore, open_store
+from tunesmith.jobs.lease import Lease
+from tunesmith.jobs.store import JobStore, database_url, open_store
 from tunesmith.jobs.validation import fail, training_spec, validate_job
 from tunesmith.training.checkpoint import CHECKPOINTS
 from tunesmith.training.hooks import TrainHooks, TrainingPaused, TrainingStopped
@@ -71,21 +75,85 @@ def tracking_fields(job: Job) -> dict:
             "wandb_tags": list(wandb.get("tags") or [])}
 
 
+def detect_devices() -> tuple[str, int]:
+    """What this machine offers jobs: `("cuda", number of GPUs)`, else `("cpu", 0)`."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        return "cuda", torch.cuda.device_count()
+    return "cpu", 0
+
+
 class Worker:
-    def __init__(self, home: Path, store: JobStore) -> None:
+    """Runs jobs of the store whose files and runs live under `home`.
+
+    Args:
+        worker_id: unique among the workers sharing the store (default `HOST-PID`).
+        device, gpus: what this worker has; it claims only jobs that need at most that.
+        lease_s: how long a claim holds without renewal: a dead worker's job waits this long
+            before another worker resumes it.
+    """
+
+    def __init__(self, home: Path, store: JobStore, *, worker_id: str | None = None,
+                 device: str = "cpu", gpus: int = 0, lease_s: float = 60) -> None:
         self.home, self.store = home, store
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.device, self.gpus, self.lease_s = device, gpus, lease_s
+        self.lease: Lease | None = None
+        """The lease on the job being run (None when a caller runs a job directly)."""
 
     def serve_forever(self, poll_s: float = 0.5, parent: int | None = None) -> None:
-        """Run jobs as they come; return when the parent process is gone."""
-        while parent is None or os.getppid() == parent:
-            job = self.store.next_job(validating_grace_s=VALIDATING_GRACE_S)
-            if job is None:
-                time.sleep(poll_s)
-                continue
-            self.run(job)
+        """Claim and run jobs as they come; return when the parent process is gone."""
+        self._announce(None)
+        try:
+            while parent is None or os.getppid() == parent:
+                self._release_dead_neighbours()
+                job = self.store.claim_job(self.id, device=self.device, gpus=self.gpus,
+                                           lease_s=self.lease_s,
+                                           validating_grace_s=VALIDATING_GRACE_S)
+                if job is None:
+                    time.sleep(poll_s)
+                    continue
+                log.info("worker %s claimed %s (%s)", self.id, job.id, job.status)
+                self._announce(job.id)
+                with Lease(self.store, job.id, self.id, self.lease_s) as self.lease:
+                    self.run(job)
+                self.lease = None
+                self._announce(None)
+        finally:
+            (self.home / "workers" / f"{self.id}.json").unlink(missing_ok=True)
+
+    def _announce(self, job_id: str | None) -> None:
+        """HOME/workers/ID.json: who this worker is and which job it runs (for people, and for
+        tests that kill the worker running a given job)."""
+        write_text(self.home / "workers" / f"{self.id}.json", json.dumps(
+            {"id": self.id, "host": socket.gethostname(), "pid": os.getpid(),
+             "device": self.device, "gpus": self.gpus, "job": job_id}))
+
+    def _release_dead_neighbours(self) -> None:
+        """Free the jobs of workers of this machine whose process is gone (a server restarted
+        after a crash), so they resume now rather than when their lease runs out. Workers
+        elsewhere are left to their leases: their pids mean nothing here."""
+        for path in (self.home / "workers").glob("*.json"):
+            try:
+                other = json.loads(path.read_text())
+                if other["host"] != socket.gethostname() or other["id"] == self.id:
+                    continue
+                os.kill(other["pid"], 0)
+            except ProcessLookupError:
+                if other.get("job"):
+                    log.info("worker %s is gone; releasing %s", other["id"], other["job"])
+                    self.store.release_job(other["job"], other["id"])
+                path.unlink(missing_ok=True)
+            except (OSError, ValueError, KeyError):
+                continue  # being written, or not ours to judge (another user's process)
+
+    def _lost(self) -> bool:
+        return self.lease is not None and self.lease.lost
 
     def run(self, job: Job) -> None:
-        """Take `job` from wherever it stopped to a final state."""
+        """Take `job` from wherever it stopped to a final state (or stop where it is when
+        another worker claims it meanwhile)."""
         try:
             if job.status == "validating_files":
                 job = validate_job(self.store, self.home, job)
@@ -97,6 +165,9 @@ class Worker:
             if job.status == "running":
                 self._train(job)
         except TrainingStopped:
+            if self._lost():  # not cancelled: the job is another worker's now
+                log.warning("worker %s stopped %s: its lease was lost", self.id, job.id)
+                return
             self.store.add_event(job.id, "status:cancelled", "Fine-tuning job cancelled")
         except TrainingPaused as e:
             step = str(e).rsplit(" ", 1)[-1]
@@ -135,6 +206,7 @@ class Worker:
             lr_multiplier=1.0 if hp.get("learning_rate_multiplier", "auto") == "auto"
             else float(hp["learning_rate_multiplier"]),
             seed=job.seed, quiet=True, resume=(run / "config.yaml").is_file(),
+            device="cpu" if self.device == "cpu" else "auto",
             **tracking_fields(job))
         self._register_checkpoints(job, run)  # any the last attempt saved but did not record
         total = {}
@@ -165,6 +237,8 @@ class Worker:
             self._register_checkpoint(job, path, step, metrics)
 
         def should_stop() -> bool:
+            if self._lost():
+                return True
             current = self.store.get_job(None, job.id)
             return current is None or current.status == "cancelled"
 
@@ -178,6 +252,8 @@ class Worker:
         self._succeed(job, run)
 
     def _succeed(self, job: Job, run: Path) -> None:
+        if self._lost():  # finished just as another worker took over: it finishes too
+            return
         name = fine_tuned_name(job)
         self.store.add_model(ModelRecord(name, job.project, "fine-tuned",
                                          str((run / "final").relative_to(self.home)),
@@ -251,26 +327,46 @@ def _die_with_parent() -> None:
         pass  # elsewhere the parent-pid check in serve_forever does it
 
 
+def work(home: Path, url: str | None = None, *, device: str | None = None,
+         gpus: int | None = None, lease_s: float = 60, parent: int | None = None) -> None:
+    """Run a worker over `home` and the database `url` (default: `database_url`) until the
+    parent process is gone (or forever). `device`/`gpus` default to what the machine has."""
+    if device is None or (device == "cuda" and gpus is None):
+        detected, count = detect_devices()
+        device = device or detected
+        gpus = gpus if gpus is not None else max(count, 1)
+    gpus = 0 if device == "cpu" else gpus
+    store = open_store(database_url(url, home))
+    worker = Worker(home, store, device=device, gpus=gpus, lease_s=lease_s)
+    log.info("worker %s: device %s, %d GPU(s), lease %g s", worker.id, device, gpus, lease_s)
+    worker.serve_forever(parent=parent)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`python -m tunesmith.jobs.worker`: what `tunesmith serve` starts (`tunesmith worker` is
+    the command for people)."""
     ap = argparse.ArgumentParser(prog="python -m tunesmith.jobs.worker")
     ap.add_argument("--home", required=True, type=Path)
-    ap.add_argument("--store", default=None, help="store URL (default: sqlite under --home)")
+    ap.add_argument("--database", "--store", dest="database", default=None,
+                    help="database URL (default: $TUNESMITH_DATABASE_URL, else SQLite in --home)")
     ap.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    ap.add_argument("--gpus", type=int, default=None)
+    ap.add_argument("--lease-seconds", type=float, default=60.0)
     args = ap.parse_args(argv)
+    # SIGTERM (the server stopping) unwinds like an exception, so the job's lease is released
+    # and the next worker resumes it at once instead of when the lease runs out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     _die_with_parent()
     if args.parent is not None and os.getppid() != args.parent:
         return 0
     args.home.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+    # Every worker of the home appends to one log; the pid tells them apart.
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(process)d %(name)s %(message)s",
                         handlers=[logging.FileHandler(args.home / "worker.log")])
-    with open(args.home / "worker.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"another worker already runs jobs of {args.home}", file=sys.stderr)
-            return 1
-        store = open_store(args.store or str(args.home / "tunesmith.db"))
-        Worker(args.home, store).serve_forever(parent=args.parent)
+    work(args.home, args.database, device=args.device, gpus=args.gpus,
+         lease_s=args.lease_seconds, parent=args.parent)
     return 0
 
 

@@ -13,7 +13,7 @@ from tunesmith.serve.deps import ServeSettings
 from tunesmith.serve.engine import Engine
 from tunesmith.serve.limits import BodyLimit
 from tunesmith.serve.objects import ERRORS
-from tunesmith.serve.routes import chat, files, fine_tuning, models
+from tunesmith.serve.routes import chat, files, fine_tuning, models, web
 
 
 def create_app(settings: ServeSettings, store: JobStore, engine: Engine | None = None) -> FastAPI:
@@ -26,7 +26,7 @@ def create_app(settings: ServeSettings, store: JobStore, engine: Engine | None =
     for spec in settings.base_models:
         store.add_model(ModelRecord(spec, None, "base", spec))
     errors.install(app)
-    for module in (files, fine_tuning, models, chat):
+    for module in (files, fine_tuning, models, chat, web):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 

@@ -86,6 +86,24 @@ class Integration(_Body):
     wandb: WandbIntegration
 
 
+class Placement(_Body):
+    """tunesmith's own job field (not OpenAI's): what the job needs from the worker that runs
+    it. With the openai client: `extra_body={"tunesmith": {"device": "cuda", "gpus": 1}}`."""
+
+    device: Literal["any", "cpu", "cuda"] = "any"
+    """Only a worker with this device claims the job; `any`: the first free worker."""
+    gpus: int = Field(default=0, ge=0, le=64)
+    """GPUs the job needs (a `cuda` job: at least 1, the default)."""
+
+    @model_validator(mode="after")
+    def _gpus_need_cuda(self) -> Placement:
+        if self.gpus > 0 and self.device != "cuda":
+            raise ValueError(f"gpus={self.gpus} needs device 'cuda', not {self.device!r}")
+        if self.device == "cuda" and self.gpus == 0:
+            self.gpus = 1
+        return self
+
+
 class JobCreate(_Body):
     model: str = Field(min_length=1, max_length=512)
     """Base model: an alias such as `smollm2-135m-instruct`, a local folder or .gguf, a hub id."""
@@ -101,6 +119,8 @@ class JobCreate(_Body):
                                                                          max_length=16)
     """Up to 16 pairs: keys of at most 64 characters, values of at most 512 (OpenAI's limits)."""
     integrations: list[Integration] | None = Field(default=None, max_length=5)
+    tunesmith: Placement | None = None
+    """Not OpenAI's: where the job may run (`Placement`)."""
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1

@@ -8,14 +8,41 @@ layer on 8 packed examples: 16 ms -> 5 ms).
 
     row:      a a a a a c c c . .          segments: (0, 5) (5, 8) (8, 10)
     attention per segment, causal:  [a a a a a] [c c c] [. .]
+
+On a GPU that per-example loop is thousands of tiny kernel launches per step, so there one
+kernel call per layer covers every packed example ("varlen" attention), chosen by device:
+
+    segments   the loop above: CPU (fastest there, measured), and the reference
+    flash      `flash_attn_varlen_func` (package `flash-attn`) on CUDA when installed: examples
+               concatenated, boundaries given as cumulative lengths
+    flex       PyTorch's FlexAttention with a document mask (q and k in the same example, k <= q),
+               compiled, on CUDA without flash-attn; eager (slow, exact) elsewhere in tests
+
+`TUNESMITH_PACKED_ATTENTION=segments|flash|flex` overrides the choice. A test proves equal loss
+and gradients of the three on CPU (flash where installed).
 """
 
 from __future__ import annotations
+
+import functools
+import importlib.util
+import os
 
 import torch
 import torch.nn.functional as F
 
 PACKED_ATTENTION = "tunesmith_packed"
+KERNELS = ("segments", "flash", "flex")
+
+
+def kernel_for(device: torch.device) -> str:
+    """The packed-attention kernel for `device` (see the module docstring)."""
+    chosen = os.environ.get("TUNESMITH_PACKED_ATTENTION")
+    if chosen in KERNELS:
+        return chosen
+    if device.type != "cuda":
+        return "segments"
+    return "flash" if importlib.util.find_spec("flash_attn") is not None else "flex"
 
 
 def packed_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
@@ -30,6 +57,11 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     if packed_segments is None or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
+    kernel = kernel_for(query.device)
+    if kernel == "flash":
+        return _flash_varlen(query, key, value, packed_segments, dropout, scaling)
+    if kernel == "flex":
+        return _flex(query, key, value, packed_segments, scaling)
     dtype = query.dtype
     on_cpu = query.device.type == "cpu"
     gqa = query.shape[1] != key.shape[1]
@@ -50,6 +82,70 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
             rows.append(torch.cat(parts, dim=2))
     out = torch.cat(rows, dim=0).to(dtype)  # (B, H, T, D)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _flash_varlen(query, key, value, packed_segments, dropout: float, scaling: float | None):
+    """All rows' examples as one sequence of sequences: one `flash_attn_varlen_func` call."""
+    from flash_attn import flash_attn_varlen_func
+
+    batch, heads, width, dim = query.shape
+    starts = [b * width + start for b in range(batch)
+              for start in _starts(packed_segments[b], width)] + [batch * width]
+    cu = torch.tensor(starts, dtype=torch.int32, device=query.device)
+    longest = int((cu[1:] - cu[:-1]).max())
+    # (B, H, T, D) -> (B*T, H, D); flash-attn handles grouped key/value heads itself
+    q, k, v = (x.transpose(1, 2).reshape(batch * width, x.shape[1], dim)
+               for x in (query, key, value))
+    out = flash_attn_varlen_func(q, k, v, cu, cu, longest, longest, dropout_p=dropout,
+                                 softmax_scale=scaling, causal=True)
+    return out.reshape(batch, width, heads, dim), None
+
+
+def _flex(query, key, value, packed_segments, scaling: float | None):
+    """One FlexAttention call with a block mask: causal within each example."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    batch, _, width, _ = query.shape
+    mask = _document_mask(tuple(tuple(map(tuple, row)) for row in packed_segments), batch, width,
+                          str(query.device))
+    run = _compiled_flex() if query.device.type == "cuda" else flex_attention
+    out = run(query, key, value, block_mask=mask, scale=scaling,
+              enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2).contiguous(), None
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_flex():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _document_mask(segments: tuple, batch: int, width: int, device: str):
+    """The block mask of a packed batch, built once per batch (every layer reuses it)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    doc = torch.zeros(batch, width, dtype=torch.int32)
+    for b, row in enumerate(segments):
+        pieces = zip(_starts(list(row), width), _sizes(list(row), width))
+        for k, (start, size) in enumerate(pieces):
+            doc[b, start:start + size] = k
+    doc = doc.to(device)
+
+    def same_example_causal(b, h, q, kv):
+        return (doc[b, q] == doc[b, kv]) & (kv <= q)
+
+    return create_block_mask(same_example_causal, batch, None, width, width, device=device)
+
+
+def _starts(segments: list[tuple[int, int]], width: int) -> list[int]:
+    """Where each piece of `_sizes` starts."""
+    starts, at = [], 0
+    for size in _sizes(segments, width):
+        starts.append(at)
+        at += size
+    return starts
 
 
 def _sizes(segments: list[tuple[int, int]], width: int) -> list[int]:

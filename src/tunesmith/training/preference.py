@@ -143,8 +143,7 @@ class DPOLoss(nn.Module):
 
     def sequence_logps(self, pb: PairBatch) -> torch.Tensor:
         """(2 * pairs,) summed log-probabilities of each sequence's answer tokens."""
-        logits, targets, keep = self.lm.logits(pb.batch)
-        token_logps = -F.cross_entropy(logits, targets, reduction="none")  # (N,)
+        token_logps, _, keep = self.lm.token_logps(pb.batch)  # (N,)
         owner = pb.seq_ids[:, 1:][keep]  # the sequence of each target token
         return torch.zeros(2 * pb.n_pairs, device=token_logps.device,
                            dtype=token_logps.dtype).index_add(0, owner, token_logps)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from jinja2 import TemplateError
 
 from tunesmith.data.render import supports_tools
@@ -23,7 +23,7 @@ from tunesmith.generation import Sampling, Step
 from tunesmith.jobs.models import new_id, now
 from tunesmith.serve import objects
 from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
-from tunesmith.serve.engine import Row, queue_for
+from tunesmith.serve.engine import QueueFull, Row, queue_for
 from tunesmith.serve.errors import APIError, not_found
 from tunesmith.serve.schemas import ChatCompletionCreate
 from tunesmith.serve.toolcalls import chat_message, stream_delta
@@ -105,7 +105,9 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
     except TemplateError as e:  # e.g. a template that insists on alternating roles
         raise APIError(400, f"The model's chat template refused these messages: {e}",
                        param="messages", code="invalid_messages") from e
-    context = await loop.run_in_executor(None, engine.context_length, key)
+    # A request may fill the model's context, or the engine's whole batch budget if smaller.
+    context = min(await loop.run_in_executor(None, engine.context_length, key),
+                  engine.max_batch_tokens)
     if len(prompt) >= context:
         raise APIError(400, f"The messages have {len(prompt)} tokens; this model's context is "
                        f"{context}.", param="messages", code="context_length_exceeded")
@@ -121,8 +123,15 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
                             (body.top_logprobs or 0) if body.logprobs else 0, deadline)
         choices.append(_Choice(i, tokenizer, body.stops()))
         rows.append(Row(key, prompt, sampling, lambda item, i=i: deliver((i, item))))
-    for row in rows:
-        engine.submit(row)
+    if not engine.has_room(len(rows)):
+        return _busy(engine)
+    try:
+        for row in rows:
+            engine.submit(row)
+    except QueueFull:
+        for row in rows:
+            row.cancelled.set()  # the rows already queued are dropped unrun
+        return _busy(engine)
     meta = {"id": new_id("chat"), "created": now(), "model": body.model,
             "system_fingerprint": "tunesmith"}
     if body.stream:
@@ -144,6 +153,17 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
         "logprobs": {"content": c.logprobs, "refusal": None} if body.logprobs else None,
         "finish_reason": _finish(c, called)} for c, (message, called) in zip(choices, answers)],
         "usage": _usage(len(prompt), choices)}
+
+
+RETRY_AFTER_S = 1
+
+
+def _busy(engine) -> JSONResponse:
+    """A 429 in OpenAI's shape: the engine's queue is full, nothing was queued."""
+    return JSONResponse(status_code=429, headers={"Retry-After": str(RETRY_AFTER_S)}, content={
+        "error": {"message": f"The server is busy: {engine.max_queue} chat completions are "
+                  "already waiting. Retry after a moment.", "type": "requests", "param": None,
+                  "code": "rate_limit_exceeded"}})
 
 
 def _offered_tools(body: ChatCompletionCreate) -> list[dict] | None:

@@ -15,7 +15,7 @@ from tunesmith.jobs.validation import validate_job
 from tunesmith.serve import objects
 from tunesmith.serve.deps import ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.errors import APIError, not_found, ok
-from tunesmith.serve.schemas import Hyperparameters, JobCreate
+from tunesmith.serve.schemas import Hyperparameters, JobCreate, Placement
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
@@ -58,7 +58,7 @@ def create_job(body: JobCreate, store: StoreDep, project: ProjectDep, settings: 
               body.seed if body.seed is not None else random.randrange(2**31),
               body.suffix or None, body.metadata, workdir=f"runs/{secrets.token_hex(8)}",
               integrations=[i.model_dump() for i in body.integrations or []],
-              method=method, base_model=base)
+              method=method, base_model=base, **(body.tunesmith or Placement()).model_dump())
     store.add_job(job)
     store.add_event(job.id, "created", f"Created fine-tuning job: {job.id}")
     # Checked at once, beside the worker: a bad file fails its job in seconds even while

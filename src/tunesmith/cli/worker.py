@@ -1,0 +1,47 @@
+"""`tunesmith worker --database URL --home PATH`: run fine-tuning jobs on this machine.
+
+Start it on any machine that reaches the database and sees the service home (a shared file
+system) at PATH: it claims jobs its device can run, one at a time, and keeps its claim alive
+with a lease. If it dies, another worker resumes its job from the newest checkpoint once the
+lease runs out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from tunesmith.cli import args as types
+from tunesmith.jobs.store import DATABASE_ENV
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run fine-tuning jobs of a `tunesmith serve` service",
+                       description="Claim and run the service's fine-tuning jobs on this "
+                       "machine, one at a time. Needs the service's database and its home "
+                       "(shared storage).")
+    p.add_argument("--database", default=os.environ.get(DATABASE_ENV), metavar="URL",
+                   help=f"postgresql://USER@HOST/DB or sqlite:///PATH (default: ${DATABASE_ENV}, "
+                   "else SQLite in --home: workers on this machine only)")
+    p.add_argument("--home", required=True, metavar="PATH",
+                   help="the service home: the same folder `serve --home` uses")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                   help="what this worker offers jobs (default: cuda if a GPU is visible)")
+    p.add_argument("--gpus", type=types.int_range(0, 1024), default=None,
+                   help="GPUs it offers (default: all visible; 0 with --device cpu)")
+    p.add_argument("--lease-seconds", type=types.float_range(1, 86400), default=60.0,
+                   help="a job this worker stops renewing (it died) is taken over after this "
+                   "long (default: %(default)s)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tunesmith.jobs.worker import work
+
+    home = Path(args.home).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"tunesmith worker: home {home}; Ctrl-C stops it (its job is resumed by another "
+          "worker)", flush=True)
+    work(home, args.database, device=args.device, gpus=args.gpus, lease_s=args.lease_seconds)
+    return 0
