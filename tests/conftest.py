@@ -20,6 +20,7 @@ ASSETS = Path(__file__).parent / "assets"
 os.environ.setdefault("TUNESMITH_HOME", str(REPO / ".cache" / "test-home"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("TUNESMITH_DATABASE_URL", None)  # tests choose their database explicitly
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +78,22 @@ def tiny_data_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-data")
     prepare(ASSETS / "chat_tiny.jsonl", "classification", path, val=0.25, test=0.0)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server (tests/jobs/postgres.py); skipped where it cannot run."""
+    from tests.jobs.postgres import Postgres, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The URL of a fresh, empty database on that server."""
+    return postgres.new_database()

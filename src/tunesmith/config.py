@@ -55,6 +55,9 @@ class TrainConfig:
     """Passes over the training data; auto follows OpenAI's rule (3, scaled for tiny/huge sets)."""
     batch_size: int | Literal["auto"] = "auto"
     """Examples per optimizer step (OpenAI's meaning), whatever the packing."""
+    batch_tokens: int = 0
+    """Tokens per optimizer step instead (whole examples up to this many tokens; 0: count
+    examples with --batch-size). Steady work per step on a GPU whatever the example lengths."""
     lr: float | Literal["auto"] = "auto"
     """Peak learning rate; auto = 2e-4 (LoRA) or 2e-5 (full) at batch 8, 5x that for a task
     head, scaled by sqrt(batch/8)."""
@@ -163,6 +166,8 @@ class TrainConfig:
             problems.append("--tune-budget-minutes must be positive and --tune-examples >= 1")
         if self.save_every_steps < 0 or not 0 <= self.save_every_minutes < float("inf"):
             problems.append("--save-every-steps and --save-every-minutes must be >= 0")
+        if not isinstance(self.batch_tokens, int) or self.batch_tokens < 0:
+            problems.append("--batch-tokens must be a non-negative integer")
         if self.eval_every < 0 or self.eval_examples < 1:
             problems.append("--eval-every must be >= 0 and --eval-examples >= 1")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
@@ -179,16 +184,25 @@ class TrainConfig:
         if problems:
             raise UsageError("; ".join(problems) + ".")
 
-    def resolve(self, n_train: int) -> ResolvedConfig:
-        """Concrete values for a training set of `n_train` examples."""
+    def resolve(self, n_train: int, lengths: list[int] | None = None) -> ResolvedConfig:
+        """Concrete values for a training set of `n_train` examples (of `lengths` tokens, which
+        --batch-tokens needs)."""
         epochs = auto_epochs(n_train) if self.epochs == "auto" else int(self.epochs)
-        batch = auto_batch_size(n_train) if self.batch_size == "auto" else int(self.batch_size)
-        batch = min(batch, max(n_train, 1))
+        if self.batch_tokens and lengths:
+            from tunesmith.training.steps import epoch_steps
+
+            per_epoch = [len(epoch_steps(lengths, self.seed, e, 1, self.batch_tokens))
+                         for e in range(epochs)]
+            batch = max(1, round(n_train / (sum(per_epoch) / epochs)))  # the mean, for the lr
+        else:
+            batch = auto_batch_size(n_train) if self.batch_size == "auto" else int(self.batch_size)
+            batch = min(batch, max(n_train, 1))
+            per_epoch = [-(-n_train // batch)] * epochs
         lr = (auto_learning_rate(self.method, batch, self.head, self.loss) if self.lr == "auto"
               else float(self.lr))
         lr *= self.lr_multiplier
-        steps_per_epoch = -(-n_train // batch)
-        total = steps_per_epoch * epochs
+        steps_per_epoch = per_epoch[0] if per_epoch else 0
+        total = sum(per_epoch)
         auto = [k for k in ("epochs", "batch_size", "lr") + (("beta",) if self.loss == "dpo" else ())
                 if getattr(self, k) == "auto"]
         return ResolvedConfig(
@@ -214,7 +228,7 @@ class ResolvedConfig(TrainConfig):
     """Which fields were "auto" before resolving."""
 
     RUN_DEFINING = ("train_file", "val_file", "model", "method", "loss", "beta", "head", "epochs",
-                    "batch_size",
+                    "batch_size", "batch_tokens",
                     "lr",
                     "max_seq_len", "pack", "schedule", "warmup_ratio", "weight_decay",
                     "max_grad_norm", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",

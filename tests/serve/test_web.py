@@ -88,17 +88,16 @@ def _sign_in(driver, base: str, key: str) -> None:
     _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs[data-loaded]"))
 
 
-def test_browser_job_curve_chat_and_isolation(server_factory, service_data, browser):
+def test_browser_job_curve_chat_and_isolation(browser, server_factory, service_data):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     server = server_factory().start()
     base = f"http://127.0.0.1:{server.port}"
     client = server.client("key-alpha")
-    train = client.files.create(file=open(service_data / "train.jsonl", "rb"),
-                                purpose="fine-tune")
-    val = client.files.create(file=open(service_data / "validation.jsonl", "rb"),
-                              purpose="fine-tune")
+    train, val = (client.files.create(file=(name, (service_data / name).read_bytes()),
+                                      purpose="fine-tune")
+                  for name in ("train.jsonl", "validation.jsonl"))
     client.files.create(file=(HOSTILE_NAME, b'{"messages": []}\n'), purpose="fine-tune")
     job = client.fine_tuning.jobs.create(
         model=str(server.model), training_file=train.id, validation_file=val.id, suffix="web",
@@ -109,7 +108,8 @@ def test_browser_job_curve_chat_and_isolation(server_factory, service_data, brow
 
     # Alpha: the job is listed; its page draws the curve and shows the events.
     _sign_in(browser, base, "key-alpha")
-    row = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-job-id="{job.id}"]'))
+    row = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR,
+                                                   f'tr[data-job-id="{job.id}"]'))
     assert "succeeded" in row[0].text
     row[0].find_element(By.TAG_NAME, "a").click()
     chart = _wait(browser, lambda d: (c := d.find_element(By.ID, "loss-chart"))
@@ -121,7 +121,8 @@ def test_browser_job_curve_chat_and_isolation(server_factory, service_data, brow
                    d.find_element(By.ID, "events").text and d.find_element(By.ID, "events"))
     assert "Checkpoint created at step" in events.text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#checkpoints tbody tr")) == 2
-    assert browser.find_elements(By.CSS_SELECTOR, f'#result-files [data-file-id="{job.result_files[0]}"]')
+    assert browser.find_elements(By.CSS_SELECTOR,
+                                 f'#result-files [data-file-id="{job.result_files[0]}"]')
 
     # A hostile file name is shown as text, not turned into markup.
     browser.get(f"{base}/#/new")
@@ -144,6 +145,25 @@ def test_browser_job_curve_chat_and_isolation(server_factory, service_data, brow
         By.CSS_SELECTOR, ".msg.assistant[data-done]"))[0]
     assert answer.get_attribute("data-finish") in ("stop", "length"), answer.text
     assert answer.find_element(By.CLASS_NAME, "text").text.strip()
+
+    # A file uploaded and a job started from the page; its Cancel button stops the job.
+    browser.get(f"{base}/#/new")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#files[data-loaded]"))
+    browser.find_element(By.ID, "upload-file").send_keys(str(service_data / "train.jsonl"))
+    browser.find_element(By.CSS_SELECTOR, "#upload-form button").click()
+    _wait(browser, lambda d: "Uploaded train.jsonl" in d.find_element(By.ID, "upload-note").text)
+    browser.find_element(By.ID, "n-epochs").send_keys("3")
+    Select(browser.find_element(By.ID, "method")).select_by_value("supervised")
+    browser.find_element(By.ID, "create-job").click()
+    _wait(browser, lambda d: "#/jobs/ftjob-" in d.current_url)
+    created = client.fine_tuning.jobs.retrieve(browser.current_url.rsplit("/", 1)[1])
+    assert created.model == str(server.model) and created.hyperparameters.n_epochs == 3
+    assert created.method.type == "supervised"
+    assert created.training_file not in (train.id, val.id)  # the file uploaded from the page
+    _wait(browser, lambda d: (b := d.find_element(By.ID, "job-cancel")).is_enabled() and b).click()
+    _wait(browser, lambda d: d.find_element(By.ID, "view").get_attribute("data-status")
+          == "cancelled")
+    assert client.fine_tuning.jobs.retrieve(created.id).status == "cancelled"
 
     # Beta signs in on the same page: none of alpha's jobs.
     browser.find_element(By.ID, "signout").click()

@@ -123,3 +123,30 @@ def test_auto_values_are_resolved_from_the_data_size():
     assert (cfg.epochs, cfg.batch_size, cfg.lr) == (3, 8, 2e-4)
     assert (cfg.steps_per_epoch, cfg.total_steps, cfg.auto) == (50, 150, ["epochs", "batch_size", "lr"])
     assert TrainConfig(method="full", batch_size=32).resolve(400).lr == pytest.approx(4e-5)
+
+
+def test_steps_by_token_budget(tiny_model_dir, tiny_data_dir, tmp_path):
+    from tunesmith.training.steps import cut, epoch_steps
+
+    assert cut([5, 5, 5], [0, 1, 2], batch_size=2) == [[0, 1], [2]]
+    assert cut([5, 9, 3, 20, 1], [0, 1, 2, 3, 4], 1, batch_tokens=14) == [[0, 1], [2], [3], [4]]
+    result = train(config(tiny_model_dir, tiny_data_dir, tmp_path / "run", batch_tokens=80,
+                          epochs=2))
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    lengths = [len(x) for x in _token_lengths(tiny_model_dir, tiny_data_dir)]
+    expected = sum(len(epoch_steps(lengths, 0, e, 1, 80)) for e in range(2))
+    assert saved["total_steps"] == result.steps == expected > 2 * -(-9 // 3)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "train_loss" in r]
+    assert len(steps) == expected
+    assert all(r["tokens"] <= 80 for r in steps)  # 2 examples of ~37 tokens a step
+
+
+def _token_lengths(tiny_model_dir, tiny_data_dir):
+    from tunesmith.data.formats import read_dataset
+    from tunesmith.data.render import tokenize_example
+    from tunesmith.modeling import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    return [tokenize_example(tok, e, 1024).input_ids
+            for e in read_dataset(tiny_data_dir / "train.jsonl").examples]

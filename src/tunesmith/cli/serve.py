@@ -34,8 +34,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="largest file upload (default: %(default)s)")
     p.add_argument("--max-body-mb", type=types.positive_float, default=8.0,
                    help="largest JSON request body, e.g. chat messages (default: %(default)s)")
-    p.add_argument("--max-batch", type=types.int_range(1, 256), default=16,
-                   help="chat requests run together (default: %(default)s)")
+    p.add_argument("--max-batch", type=types.int_range(1, 256), default=64,
+                   help="chat rows decoded together per base model (default: %(default)s)")
+    p.add_argument("--max-batch-tokens", type=types.positive_int, default=65536,
+                   help="KV-cache tokens one running batch may hold (rows x longest prompt + "
+                   "max_tokens); also caps one request (default: %(default)s)")
+    p.add_argument("--max-queue", type=types.positive_int, default=256,
+                   help="chat rows waiting to run; more get HTTP 429 (default: %(default)s)")
+    p.add_argument("--max-loaded-adapters", type=types.positive_int, default=8,
+                   help="LoRA adapters kept loaded; the least recently used idle one is "
+                   "unloaded past this (default: %(default)s)")
+    p.add_argument("--engine", choices=("continuous", "static"), default="continuous",
+                   help="continuous: requests join and leave the running batch at every step, "
+                   "adapters mixed; static: the earlier engine, a batch of one model runs "
+                   "until its longest answer ends (default: %(default)s)")
     p.add_argument("--default-max-tokens", type=types.positive_int, default=512,
                    help="answer tokens for a chat request that sets no max_tokens "
                    "(default: %(default)s)")
@@ -46,8 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="serve /docs and /openapi.json without a key (default: on without "
                    "--keys, off with --keys)")
     p.add_argument("--database", default=os.environ.get(DATABASE_ENV), metavar="URL",
-                   help=f"where jobs, files and models are recorded: postgresql://USER@HOST/DB "
-                   f"(workers on other machines: `tunesmith worker`) or sqlite:///PATH "
+                   help="where jobs, files and models are recorded: postgresql://USER@HOST/DB "
+                   "(workers on other machines: `tunesmith worker`) or sqlite:///PATH "
                    f"(default: ${DATABASE_ENV}, else SQLite in --home)")
     p.add_argument("--workers", type=types.int_range(0, 64), default=1,
                    help="job worker processes to start on this machine, each running one job "
@@ -94,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
                              docs=args.docs if args.docs is not None else keys is None)
     database = database_url(args.database, home)
     store = open_store(database)
-    app = create_app(settings, store, Engine(max_batch=args.max_batch))
+    app = create_app(settings, store, Engine(
+        max_batch=args.max_batch, continuous=args.engine == "continuous",
+        max_adapters=args.max_loaded_adapters, max_batch_tokens=args.max_batch_tokens,
+        max_queue=args.max_queue))
     log = logging.getLogger("tunesmith.serve")
     if keys is None:
         log.warning("no --keys file: every request is accepted, as project 'default'")

@@ -14,7 +14,7 @@ GROUPS = {
     "model and method": ["model", "method", "loss", "beta", "head", "lora_r", "lora_alpha", "lora_dropout",
                          "lora_targets"],
     "hyperparameters ('auto' follows OpenAI's rules scaled to the data)": [
-        "epochs", "batch_size", "lr", "lr_multiplier", "schedule", "warmup_ratio",
+        "epochs", "batch_size", "batch_tokens", "lr", "lr_multiplier", "schedule", "warmup_ratio",
         "weight_decay", "max_grad_norm", "seed"],
     "execution": ["max_seq_len", "pack", "micro_batch_tokens", "precision",
                   "gradient_checkpointing", "device", "eval_every", "eval_examples", "out",

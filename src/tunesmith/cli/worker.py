@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 from pathlib import Path
 
 from tunesmith.cli import args as types
@@ -37,11 +39,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tunesmith.jobs.worker import work
+    from tunesmith.jobs.worker import make_worker
 
     home = Path(args.home).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
-    print(f"tunesmith worker: home {home}; Ctrl-C stops it (its job is resumed by another "
-          "worker)", flush=True)
-    work(home, args.database, device=args.device, gpus=args.gpus, lease_s=args.lease_seconds)
+    worker = make_worker(home, args.database, device=args.device, gpus=args.gpus,
+                         lease_s=args.lease_seconds)
+    print(f"tunesmith worker {worker.id}: {worker.device}"
+          + (f" x{worker.gpus}" if worker.gpus else "") + f", home {home}; Ctrl-C stops it "
+          "(another worker resumes its job)", flush=True)
+    # SIGTERM unwinds like Ctrl-C: the lease is released, so another worker resumes the job
+    # at once rather than when the lease runs out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    worker.serve_forever()
     return 0

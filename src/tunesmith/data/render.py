@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
+import numpy as np
 from typing import TYPE_CHECKING
 
 from tunesmith.data.examples import Example, Message
@@ -149,12 +151,15 @@ class Tokenized:
     so the model learns to stop), and only answers whose weight is not 0.
     """
 
-    input_ids: list[int]
-    labels: list[int]
+    input_ids: list[int] | np.ndarray
+    """A list, or (`tokencache`) an int32 view into one array holding a whole data set."""
+    labels: list[int] | np.ndarray
     truncated: bool = False
 
     @property
     def n_loss_tokens(self) -> int:
+        if isinstance(self.labels, np.ndarray):
+            return int(np.count_nonzero(self.labels != IGNORE_INDEX))
         return sum(1 for x in self.labels if x != IGNORE_INDEX)
 
 
@@ -172,6 +177,19 @@ def tokenize_example(
         TunesmithError: the chat template is not prefix-consistent (an earlier turn renders
             differently once later turns follow), so answer spans cannot be located.
     """
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for text, trained in pieces_of(tokenizer, example):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        input_ids += ids
+        labels += ids if trained else [IGNORE_INDEX] * len(ids)
+    truncated = len(input_ids) > max_seq_len
+    return Tokenized(input_ids[:max_seq_len], labels[:max_seq_len], truncated)
+
+
+def pieces_of(tokenizer: PreTrainedTokenizerBase, example: Example) -> list[tuple[str, bool]]:
+    """The rendered conversation cut where loss starts and stops: (text, carries loss) pieces,
+    none empty (see `tokenize_example`)."""
     messages = full_messages(example)
     template = chat_template(tokenizer)
     tools = _tools_kw(example.tools)
@@ -191,16 +209,8 @@ def tokenize_example(
                 "--chat-template or train on single-turn examples.")
         pieces += [(start[len(done):], False), (end[len(start):], m.weight != 0)]
         done = end
-    full = tokenizer.apply_chat_template(messages, tokenize=False, chat_template=template,
-                                         **tools)
-    pieces.append((full[len(done):], False))
-    input_ids: list[int] = []
-    labels: list[int] = []
-    for text, trained in pieces:
-        if not text:
-            continue
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        input_ids += ids
-        labels += ids if trained else [IGNORE_INDEX] * len(ids)
-    truncated = len(input_ids) > max_seq_len
-    return Tokenized(input_ids[:max_seq_len], labels[:max_seq_len], truncated)
+    if example.messages[-1].role != "assistant":  # else the last `end` was the whole of it
+        full = tokenizer.apply_chat_template(messages, tokenize=False, chat_template=template,
+                                             **tools)
+        pieces.append((full[len(done):], False))
+    return [(text, trained) for text, trained in pieces if text]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Self
 
 from tunesmith.jobs.store import JobStore
 
@@ -40,7 +41,7 @@ class Lease:
     def lost(self) -> bool:
         return self._lost.is_set()
 
-    def __enter__(self) -> Lease:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -65,7 +66,7 @@ class Lease:
                     self._lost.set()
                     return
                 last_ok = time.monotonic()
-            except Exception as e:  # the database is away: keep trying while the lease lasts
+            except Exception as e:  # noqa: BLE001 - any backend's error: retry
                 if time.monotonic() - last_ok >= self.lease_s:
                     log.warning("lost the lease on %s: no renewal for %.0f s (%s)", self.job_id,
                                 self.lease_s, e)

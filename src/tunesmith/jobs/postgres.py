@@ -74,24 +74,25 @@ class PostgresStore:
 
     def __init__(self, url: str, *, max_connections: int = 8, connect_timeout_s: float = 15):
         try:
+            import psycopg
             from psycopg.rows import dict_row
             from psycopg.types.json import Jsonb
             from psycopg_pool import ConnectionPool
         except ImportError as e:
             raise UsageError("a postgresql:// database needs psycopg: pip install "
                              "'tunesmith[serve]' (or 'psycopg[binary,pool]').") from e
+        # One plain connection first: a wrong URL fails now with libpq's reason, where the
+        # pool would keep retrying in the background.
+        try:
+            psycopg.connect(url, connect_timeout=max(1, round(connect_timeout_s))).close()
+        except psycopg.Error as e:
+            where = url.rsplit("@", 1)[-1]  # never echo a password
+            raise UsageError(f"cannot reach the database at {where}: "
+                             f"{str(e).strip() or type(e).__name__}") from e
         self._jsonb = Jsonb
-        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=False,
+        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True,
                                     kwargs={"autocommit": True, "row_factory": dict_row},
                                     name="tunesmith")
-        self._pool.open()
-        try:
-            self._pool.wait(timeout=connect_timeout_s)
-        except Exception as e:
-            self._pool.close()
-            where = url.rsplit("@", 1)[-1]  # never echo a password
-            raise UsageError(f"cannot reach the database at {where} within "
-                             f"{connect_timeout_s:g} s ({type(e).__name__}).") from e
         self._migrate()
 
     def close(self) -> None:

@@ -108,6 +108,7 @@ class JobStore(Protocol):
     def get_model(self, project: str | None, model_id: str) -> ModelRecord | None: ...
     def list_models(self, project: str) -> list[ModelRecord]: ...
     def delete_model(self, model_id: str) -> None: ...
+    def close(self) -> None: ...
 
 
 def database_url(given: str | None, home: Path) -> str:
@@ -151,6 +152,9 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
 
     def _migrate(self) -> None:
         with self._lock:

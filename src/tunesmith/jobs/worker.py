@@ -33,6 +33,7 @@ from pathlib import Path
 from tunesmith.atomic import atomic_dir, write_text
 from tunesmith.config import TrainConfig
 from tunesmith.errors import InvalidDataError, TunesmithError, UnusableInputError
+from tunesmith.jobs.lease import Lease
 from tunesmith.jobs.models import (
     PREFIX,
     Checkpoint,
@@ -42,7 +43,6 @@ from tunesmith.jobs.models import (
     new_id,
     now,
 )
-from tunesmith.jobs.lease import Lease
 from tunesmith.jobs.store import JobStore, database_url, open_store
 from tunesmith.jobs.validation import fail, training_spec, validate_job
 from tunesmith.training.checkpoint import CHECKPOINTS
@@ -327,19 +327,19 @@ def _die_with_parent() -> None:
         pass  # elsewhere the parent-pid check in serve_forever does it
 
 
-def work(home: Path, url: str | None = None, *, device: str | None = None,
-         gpus: int | None = None, lease_s: float = 60, parent: int | None = None) -> None:
-    """Run a worker over `home` and the database `url` (default: `database_url`) until the
-    parent process is gone (or forever). `device`/`gpus` default to what the machine has."""
+def make_worker(home: Path, url: str | None = None, *, device: str | None = None,
+                gpus: int | None = None, lease_s: float = 60) -> Worker:
+    """A worker over `home` and the database `url` (default: `database_url`); `device` and
+    `gpus` default to what this machine has."""
     if device is None or (device == "cuda" and gpus is None):
         detected, count = detect_devices()
         device = device or detected
         gpus = gpus if gpus is not None else max(count, 1)
     gpus = 0 if device == "cpu" else gpus
-    store = open_store(database_url(url, home))
-    worker = Worker(home, store, device=device, gpus=gpus, lease_s=lease_s)
+    worker = Worker(home, open_store(database_url(url, home)), device=device, gpus=gpus,
+                    lease_s=lease_s)
     log.info("worker %s: device %s, %d GPU(s), lease %g s", worker.id, device, gpus, lease_s)
-    worker.serve_forever(parent=parent)
+    return worker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(message)s",
                         handlers=[logging.FileHandler(args.home / "worker.log")])
-    work(args.home, args.database, device=args.device, gpus=args.gpus,
-         lease_s=args.lease_seconds, parent=args.parent)
+    worker = make_worker(args.home, args.database, device=args.device, gpus=args.gpus,
+                         lease_s=args.lease_seconds)
+    worker.serve_forever(parent=args.parent)
     return 0
 
 

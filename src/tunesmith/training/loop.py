@@ -32,6 +32,7 @@ from tunesmith.data.examples import Example
 from tunesmith.data.formats import read_dataset
 from tunesmith.data.preference import PreferenceExample
 from tunesmith.data.render import Tokenized, check_tools
+from tunesmith.data.tokencache import tokenize_many
 from tunesmith.data.taskfile import read_task
 from tunesmith.errors import InvalidDataError, UsageError
 from tunesmith.hparams import DEFAULT_BETA
@@ -54,7 +55,7 @@ from tunesmith.training.checkpoint import (
 )
 from tunesmith.training.hooks import TrainHooks, TrainingPaused, TrainingStopped
 from tunesmith.training.methods import PREPARE, save_weights
-from tunesmith.training.objectives import objective_for, write_head_base
+from tunesmith.training.objectives import Objective, objective_for, write_head_base
 from tunesmith.training.preference import (
     REFERENCE_FILE,
     PreferenceObjective,
@@ -64,6 +65,7 @@ from tunesmith.training.preference import (
     save_reference,
 )
 from tunesmith.training.records import MetricsLog, plot_loss, write_results_csv
+from tunesmith.training.steps import epoch_steps
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +129,11 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
                  objective_for(config.head, read_task(Path(config.train_file).parent),
                                train_examples))
     train_items = _tokenize(objective, tokenizer, train_examples, config.max_seq_len, "train",
-                            config.model)
+                            config.model, config.train_file)
     val_items = (_tokenize(objective, tokenizer, _examples(config.val_file), config.max_seq_len,
-                           "validation", config.model) if config.val_file else [])
-    cfg = config.resolve(len(train_items))
+                           "validation", config.model, config.val_file)
+                 if config.val_file else [])
+    cfg = config.resolve(len(train_items), [len(x.input_ids) for x in train_items])
     if isinstance(objective, PreferenceObjective):
         objective.beta = cfg.beta
     _log_resolved(cfg)
@@ -262,17 +265,16 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     bar = tqdm(total=cfg.total_steps, initial=step, disable=cfg.quiet or not info.main,
                unit="step", dynamic_ncols=True)
     started = last_save = time.perf_counter()
+    lengths = [len(x.input_ids) for x in train_items]
     trained_tokens = 0
     loss_fn.train()
     for epoch in range(start_epoch, cfg.epochs):
-        order = torch.randperm(len(train_items),
-                               generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        firsts = range(0, len(order), cfg.batch_size)
-        for k_step, first in enumerate(firsts):
+        steps = epoch_steps(lengths, cfg.seed, epoch, cfg.batch_size, cfg.batch_tokens)
+        for k_step, chosen in enumerate(steps):
             if epoch == start_epoch and k_step < skip_steps:
                 continue  # done before the mid-epoch checkpoint this run resumed from
             t0 = time.perf_counter()
-            step_items = [train_items[i] for i in order[first:first + cfg.batch_size].tolist()]
+            step_items = [train_items[i] for i in chosen]
             shard = step_items[info.rank::info.world]  # each process takes its share
             # A process left without examples (a last step smaller than the process count) still
             # runs one pass, with its loss scaled to 0, because every process must join the
@@ -319,7 +321,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
                 bar.close()
                 raise TrainingStopped(f"stopped at step {step}")
             done_in_epoch = k_step + 1
-            if done_in_epoch == len(firsts):
+            if done_in_epoch == len(steps):
                 continue  # the epoch-end checkpoint follows
             if hooks.should_pause():
                 save_mid_epoch(epoch, done_in_epoch)
@@ -423,9 +425,16 @@ def _examples(path: str) -> list[Example]:
 
 
 def _tokenize(objective, tokenizer, examples: list[Example], max_seq_len: int,
-              name: str, model: str) -> list[Tokenized]:
+              name: str, model: str, source: str) -> list[Tokenized]:
     check_tools(tokenizer, examples, model, f"the {name} file")  # not silently dropped
-    items = [objective.tokenize(tokenizer, e, max_seq_len) for e in examples]
+    if isinstance(objective, Objective) and objective.head == "lm":
+        # batched, and cached by the file's and the tokenizer's contents (a resume or a second
+        # run of the same data reads the arrays back)
+        spec = read_task(Path(source).parent)
+        items = tokenize_many(tokenizer, examples, max_seq_len, source,
+                              spec.system if spec else None)
+    else:
+        items = [objective.tokenize(tokenizer, e, max_seq_len) for e in examples]
     truncated = sum(x.truncated for x in items)
     kept = [x for x in items if x.n_loss_tokens > 0]
     if truncated:
@@ -464,8 +473,10 @@ def _grad_norm(params: list[torch.Tensor]) -> float:
 def _log_resolved(cfg: ResolvedConfig) -> None:
     auto = set(cfg.auto)
     tag = lambda k: " (auto)" if k in auto else ""
-    log.info("%d training examples -> epochs %d%s, batch %d examples%s, lr %.2g%s", cfg.n_train,
-             cfg.epochs, tag("epochs"), cfg.batch_size, tag("batch_size"), cfg.lr, tag("lr"))
+    batch = (f"batches of {cfg.batch_tokens:,} tokens (~{cfg.batch_size} examples)"
+             if cfg.batch_tokens else f"batch {cfg.batch_size} examples{tag('batch_size')}")
+    log.info("%d training examples -> epochs %d%s, %s, lr %.2g%s", cfg.n_train, cfg.epochs,
+             tag("epochs"), batch, cfg.lr, tag("lr"))
     log.info("%d steps (%d per epoch), %d warm-up, %s decay, eval every %d steps, %s",
              cfg.total_steps, cfg.steps_per_epoch, cfg.warmup_steps, cfg.schedule,
              cfg.eval_every_steps, "packed, no padding" if cfg.pack else "padded rows")

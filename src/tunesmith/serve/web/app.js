@@ -66,7 +66,8 @@ async function api(path, { method = "GET", body, form, raw = false } = {}) {
   const response = await fetch(`/v1${path}`, { method, headers, body: payload });
   if (response.ok && raw) return response;
   const data = await response.json().catch(() => null);
-  const message = (data && data.error && data.error.message) || `${response.status} ${response.statusText}`;
+  const message = (data && data.error && data.error.message) ||
+    `${response.status} ${response.statusText}`;
   if (response.status === 401) {
     signOut(message);
     throw new Error(message);
@@ -89,10 +90,13 @@ async function download(fileId, filename) {
 function fileLink(fileId, cache) {
   const name = h("span", {}, fileId);
   const button = h("button", { type: "button", class: "small", "data-file-id": fileId,
-    onclick: () => download(fileId, cache.get(fileId)).catch((e) => flash(e.message)) }, "Download");
+    onclick: () => download(fileId, cache.get(fileId)).catch((e) => flash(e.message)),
+  }, "Download");
   const meta = cache.has(fileId) ? Promise.resolve() : api(`/files/${enc(fileId)}`)
     .then((f) => cache.set(fileId, f.filename)).catch(() => {});
-  meta.then(() => { if (cache.get(fileId)) name.textContent = `${cache.get(fileId)} (${fileId})`; });
+  meta.then(() => {
+    if (cache.get(fileId)) name.textContent = `${cache.get(fileId)} (${fileId})`;
+  });
   return h("span", {}, name, " ", button);
 }
 
@@ -161,7 +165,8 @@ function jobsView(view) {
     const page = await api("/fine_tuning/jobs?limit=100");
     rows.replaceChildren(...page.data.map((j) => h("tr", { "data-job-id": j.id },
       h("td", {}, h("a", { href: `#/jobs/${enc(j.id)}` }, j.id)), h("td", {}, badge(j.status)),
-      h("td", {}, j.model), h("td", {}, j.fine_tuned_model || ""), h("td", {}, when(j.created_at)))));
+      h("td", {}, j.model), h("td", {}, j.fine_tuned_model || ""),
+      h("td", {}, when(j.created_at)))));
     note.textContent = !page.data.length ? "No jobs yet: start one under New job."
       : page.has_more ? "The newest 100 jobs." : "";
     table.dataset.loaded = "true";
@@ -235,7 +240,8 @@ function jobView(view, jobId) {
       h("td", {}, h("a", { href: `#/models/${enc(c.fine_tuned_model_checkpoint)}` }, "Chat")))));
     if (state.results !== job.result_files.join()) {
       state.results = job.result_files.join();
-      results.replaceChildren(...job.result_files.map((id) => h("li", {}, fileLink(id, state.files))));
+      results.replaceChildren(...job.result_files.map((id) =>
+        h("li", {}, fileLink(id, state.files))));
     }
     view.dataset.status = job.status;
     return !ACTIVE.has(job.status); // finished: nothing changes any more
@@ -302,24 +308,32 @@ function drawChart(el, events, totalSteps) {
   const y = (v) => T + (1 - (v - yMin) / (yMax - yMin)) * (H - T - B);
   el.append(svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }),
     svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }));
+  // Enough decimals that the five tick labels differ (losses often move in the 3rd digit).
+  const decimals = Math.min(6, Math.max(0, 1 - Math.floor(Math.log10((yMax - yMin) / 4))));
   for (let i = 0; i <= 4; i++) {
     const v = yMin + ((yMax - yMin) * i) / 4;
     el.append(svg("line", { x1: L, y1: y(v), x2: W - R, y2: y(v), class: "grid" }),
-      svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }, v.toPrecision(3)));
+      svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" },
+        v.toFixed(decimals)));
   }
   el.append(svg("text", { x: L, y: H - 10, class: "tick" }, "0"),
     svg("text", { x: W - R, y: H - 10, "text-anchor": "end", class: "tick" }, `step ${xMax}`));
   const points = (s) => s.map(([a, b]) => `${x(a).toFixed(1)},${y(b).toFixed(1)}`).join(" ");
   for (const name of ["train", "valid"]) {
-    if (series[name].length) el.append(svg("polyline", { class: name, points: points(series[name]) }));
+    if (series[name].length) {
+      el.append(svg("polyline", { class: name, points: points(series[name]) }));
+    }
   }
-  for (const [a, b] of series.full) el.append(svg("circle", { class: "full", cx: x(a), cy: y(b), r: 4 }));
+  for (const [a, b] of series.full) {
+    el.append(svg("circle", { class: "full", cx: x(a), cy: y(b), r: 4 }));
+  }
 }
 
 // ---- new job --------------------------------------------------------------------------------
 
 function newJobView(view) {
-  const fileInput = h("input", { id: "upload-file", type: "file", accept: ".jsonl", required: true });
+  const fileInput = h("input", { id: "upload-file", type: "file", accept: ".jsonl",
+    required: true });
   const uploadNote = h("p", { id: "upload-note", class: "muted" });
   const filesBody = h("tbody");
   const training = h("select", { id: "training-file", required: true });
@@ -327,7 +341,8 @@ function newJobView(view) {
   const model = h("select", { id: "base-model", required: true });
   const method = h("select", { id: "method" }, h("option", { value: "supervised" }, "supervised"),
     h("option", { value: "dpo" }, "dpo (preference pairs)"));
-  const epochs = h("input", { id: "n-epochs", type: "number", min: 1, max: 50, placeholder: "auto" });
+  const epochs = h("input", { id: "n-epochs", type: "number", min: 1, max: 50,
+    placeholder: "auto" });
   const suffix = h("input", { id: "suffix", maxlength: 64, placeholder: "optional" });
   const jobNote = h("p", { id: "job-note", class: "error" });
 
@@ -342,7 +357,8 @@ function newJobView(view) {
     const [t, v] = [training.value, validation.value];
     training.replaceChildren(...options(null).filter(Boolean));
     validation.replaceChildren(...options("none").filter(Boolean));
-    if (t) training.value = t;
+    // Keep the choices made; else offer the newest file that passed the checks.
+    training.value = t || (files.find((f) => !f.status_details) || files[0] || {}).id || "";
     if (v) validation.value = v;
     filesBody.parentElement.dataset.loaded = "true";
     return files;
@@ -353,9 +369,9 @@ function newJobView(view) {
     // which a job may continue training.
     const group = (label, list) => list.length && h("optgroup", { label },
       list.map((m) => h("option", { value: m.id }, m.id)));
-    model.replaceChildren(...[group("Base models", models.filter((m) => m.owned_by === "tunesmith")),
-      group("Continue a fine-tuned model", models.filter((m) => m.owned_by !== "tunesmith"))]
-      .filter(Boolean));
+    const base = (m) => m.owned_by === "tunesmith";
+    model.replaceChildren(...[group("Base models", models.filter(base)),
+      group("Continue a fine-tuned model", models.filter((m) => !base(m)))].filter(Boolean));
   };
 
   const upload = async (e) => {
@@ -366,7 +382,8 @@ function newJobView(view) {
     uploadNote.textContent = "Uploading...";
     try {
       const f = await api("/files", { method: "POST", form });
-      uploadNote.textContent = f.status_details ? `Uploaded ${f.id}, with problems: ${f.status_details}`
+      uploadNote.textContent = f.status_details
+        ? `Uploaded ${f.filename} as ${f.id}, with problems: ${f.status_details}`
         : `Uploaded ${f.filename} as ${f.id}.`;
       await loadFiles();
       training.value = f.id;
@@ -448,7 +465,8 @@ function modelsView(view, preselect) {
   const temperature = h("input", { id: "temperature", type: "number", min: 0, max: 2, step: 0.1,
     value: 0.7 });
   const transcript = h("div", { id: "transcript" });
-  const input = h("textarea", { id: "chat-input", rows: 3, placeholder: "Message", required: true });
+  const input = h("textarea", { id: "chat-input", rows: 3, placeholder: "Message",
+    required: true });
   const send = h("button", { id: "chat-send", type: "submit" }, "Send");
   let messages = [];
   const bubble = (role, text) => {
@@ -492,8 +510,8 @@ function modelsView(view, preselect) {
       ["Model", "Owned by", "Created", ""].map((t) => h("th", {}, t)))), rows),
     h("h2", {}, "Chat playground"),
     h("form", { id: "chat-form", onsubmit: chat },
-      h("p", { class: "grid" }, h("label", {}, "Model", select), h("label", {}, "Max tokens", maxTokens),
-        h("label", {}, "Temperature", temperature)),
+      h("p", { class: "grid" }, h("label", {}, "Model", select),
+        h("label", {}, "Max tokens", maxTokens), h("label", {}, "Temperature", temperature)),
       system, transcript, input,
       h("p", {}, send, " ", h("button", { type: "button", onclick: clear }, "Clear"))));
 
