@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=200)
     ap.add_argument("--test", type=int, default=200)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--dpo-lr", default="auto", help="--lr of the DPO run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -63,12 +64,12 @@ def main() -> None:
         test.write_text("".join(json.dumps(r) + "\n" for r in rows(SHARED / "test.jsonl",
                                                                     args.test)))
         print(f"{args.pairs} training pairs / examples, {args.test} test examples, "
-              f"{args.epochs} epochs, LoRA")
+              f"{args.epochs} epochs, LoRA, DPO lr {args.dpo_lr}")
         base = macro_f1("smollm2-135m-instruct", test)
         print(f"{'base model':<28} macro-F1 {base:.3f}", flush=True)
         for name, flags in (("DPO (--method dpo)", ["--train", str(tmp / "pref.jsonl"), "--val",
                                                      str(tmp / "pref_val.jsonl"), "--method",
-                                                     "dpo"]),
+                                                     "dpo", "--lr", args.dpo_lr]),
                             ("SFT (--method lora)", ["--train", str(tmp / "sft.jsonl"), "--val",
                                                      str(tmp / "sft_val.jsonl")])):
             run = tmp / name.split()[0]

@@ -102,6 +102,9 @@ class TrainConfig:
     """Seeds the model's new weights, dropout and the data order (0 to 2**32 - 1)."""
     device: str = "auto"
     """`auto`, `cpu`, `cuda`, `cuda:1`, ..."""
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    """Under torchrun: `ddp` keeps a whole copy of the model on every process; `fsdp` shards
+    weights, gradients and AdamW state over the processes (FSDP2, per decoder layer)."""
     quiet: bool = False
     """No progress bar (logs and metrics files only)."""
     resume: bool = False
@@ -180,6 +183,8 @@ class TrainConfig:
             problems.append("--head must be lm, classifier or token")
         if self.precision not in ("auto", "fp32", "bf16", "bf16-true"):
             problems.append("--precision must be auto, fp32, bf16 or bf16-true")
+        if self.distributed not in ("ddp", "fsdp"):
+            problems.append("--distributed must be ddp or fsdp")
         if self.schedule not in ("cosine", "linear", "constant"):
             problems.append("--schedule must be cosine, linear or constant")
         if not (isinstance(self.report_to, list)

@@ -17,7 +17,7 @@ GROUPS = {
         "epochs", "batch_size", "batch_tokens", "lr", "lr_multiplier", "schedule", "warmup_ratio",
         "weight_decay", "max_grad_norm", "seed"],
     "execution": ["max_seq_len", "pack", "micro_batch_tokens", "precision",
-                  "gradient_checkpointing", "device", "eval_every", "eval_examples", "out",
+                  "gradient_checkpointing", "device", "distributed", "eval_every", "eval_examples", "out",
                   "resume", "save_every_steps", "save_every_minutes", "quiet"],
     "settings chosen on validation": ["tune", "tune_budget_minutes", "tune_examples"],
     "experiment tracking": ["report_to", "wandb_project", "wandb_entity", "wandb_name",

@@ -31,6 +31,8 @@ VERSION = "1"
 """Bumped when the way tokens are made changes: older cache entries are then never read."""
 BATCH = 8192
 """Pieces encoded per call of the tokenizer."""
+CHUNK = 8192
+"""Examples rendered and encoded at a time (bounds the Python lists alive at once)."""
 
 
 def tokenize_many(tokenizer, examples: list[Example], max_seq_len: int,
@@ -56,28 +58,34 @@ def tokenize_many(tokenizer, examples: list[Example], max_seq_len: int,
 
 
 def _tokenize(tokenizer, examples: list[Example], max_seq_len: int) -> dict[str, np.ndarray]:
-    pieces = [pieces_of(tokenizer, e) for e in examples]
-    texts = [text for p in pieces for text, _ in p]
-    encode = _encoder(tokenizer, texts[:64])
-    encoded: list[list[int]] = []
-    for i in range(0, len(texts), BATCH):
-        encoded += encode(texts[i:i + BATCH])
-    sizes = np.fromiter((len(x) for x in encoded), dtype=np.int64, count=len(encoded))
-    flat = np.fromiter((t for x in encoded for t in x), dtype=np.int32, count=int(sizes.sum()))
-    trained = np.repeat(np.fromiter((t for p in pieces for _, t in p), dtype=bool,
-                                    count=len(texts)), sizes)
-    labels = np.where(trained, flat, np.int32(IGNORE_INDEX)).astype(np.int32)
-    per_example = np.add.reduceat(sizes, np.r_[0, np.cumsum([len(p) for p in pieces])[:-1]]) \
-        if len(pieces) else np.zeros(0, dtype=np.int64)
-    per_example[np.array([len(p) == 0 for p in pieces], dtype=bool)] = 0
-    starts = np.r_[0, np.cumsum(per_example)[:-1]].astype(np.int64)
-    kept = np.minimum(per_example, max_seq_len)
-    keep = np.zeros(len(flat), dtype=bool)
-    for s, k in zip(starts, kept):  # truncate on the right, each example
-        keep[s:s + k] = True
-    return {"ids": flat[keep], "labels": labels[keep],
-            "offsets": np.r_[0, np.cumsum(kept)].astype(np.int64),
-            "truncated": per_example > max_seq_len}
+    """All examples' tokens, chunk by chunk: Python lists of ints exist for one chunk only."""
+    encode = None
+    ids, labels, kept, truncated = [], [], [], []
+    for first in range(0, len(examples), CHUNK):
+        pieces = [pieces_of(tokenizer, e) for e in examples[first:first + CHUNK]]
+        texts = [text for p in pieces for text, _ in p]
+        encode = encode or _encoder(tokenizer, texts[:64])
+        encoded = [x for i in range(0, len(texts), BATCH) for x in encode(texts[i:i + BATCH])]
+        sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        flat = np.fromiter((t for x in encoded for t in x), dtype=np.int32,
+                           count=int(sizes.sum()))
+        del encoded
+        trained = np.repeat(np.fromiter((t for p in pieces for _, t in p), dtype=bool,
+                                        count=len(texts)), sizes)
+        owner = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])  # example of a piece
+        per_example = np.bincount(owner, weights=sizes, minlength=len(pieces)).astype(np.int64)
+        starts = np.r_[0, np.cumsum(per_example)[:-1]]
+        position = np.arange(len(flat)) - np.repeat(starts, per_example)  # index in its example
+        keep = position < max_seq_len  # truncate each example on the right
+        ids.append(flat[keep])
+        labels.append(np.where(trained, flat, np.int32(IGNORE_INDEX)).astype(np.int32)[keep])
+        kept.append(np.minimum(per_example, max_seq_len))
+        truncated.append(per_example > max_seq_len)
+    kept_all = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    return {"ids": np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32),
+            "labels": np.concatenate(labels) if labels else np.zeros(0, dtype=np.int32),
+            "offsets": np.r_[0, np.cumsum(kept_all)].astype(np.int64),
+            "truncated": np.concatenate(truncated) if truncated else np.zeros(0, dtype=bool)}
 
 
 def _encoder(tokenizer, sample: list[str]):

@@ -41,15 +41,17 @@ def checkpoint_dir(run: Path, epoch: int, step: int | None = None) -> Path:
 def save_checkpoint(
     run: Path, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict, *, step: int | None = None,
+    gathered: tuple[dict, dict] | None = None,
 ) -> Path:
     """Save the end of `epoch` (1-based), or with `step` a point inside the epoch after `epoch`
-    (`state["steps_in_epoch"]` steps into it). `state` must be JSON-serialisable."""
+    (`state["steps_in_epoch"]` steps into it). `state` must be JSON-serialisable. `gathered`:
+    the (model, optimizer) states of a sharded run, gathered (`sharding.full_state`)."""
     target = checkpoint_dir(run, epoch, step)
     if target.exists():  # a resumed run re-reaching a saved epoch: replace it wholesale
         shutil.rmtree(target)
     with atomic_dir(target) as tmp:
-        save_weights(model, tmp / "weights")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        save_weights(model, tmp / "weights", gathered[0] if gathered else None)
+        torch.save(gathered[1] if gathered else optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save({"torch": torch.get_rng_state(), "python": random.getstate(),
                     "numpy": np.random.get_state(),
@@ -80,11 +82,26 @@ def latest_checkpoint(run: Path) -> Path | None:
 
 def load_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler, method: str,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, method: str, sharded: bool = False,
 ) -> dict:
-    """Restore weights, optimizer, schedule and random states in place; return state.json."""
-    load_weights(model, path / "weights", method)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    """Restore weights, optimizer, schedule and random states in place; return state.json.
+    `sharded`: into an FSDP model (every process reads the gathered files)."""
+    if sharded:
+        from safetensors.torch import load_file
+
+        from tunesmith.training.sharding import load_full_state, peft_names
+
+        if method == "lora":
+            names = peft_names(model)
+            weights = {names.get(k, k): v for k, v in
+                       load_file(path / "weights" / "adapter_model.safetensors").items()}
+        else:
+            weights = load_file(path / "weights" / "model.safetensors")
+        load_full_state(model, optimizer, weights,
+                        torch.load(path / "optimizer.pt", weights_only=False))
+    else:
+        load_weights(model, path / "weights", method)
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     rng = torch.load(path / "rng.pt", weights_only=False)
     torch.set_rng_state(rng["torch"])

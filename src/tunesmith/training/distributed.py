@@ -47,6 +47,15 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     return t.tolist()
 
 
+def all_reduce_max(value: int, info: DistInfo) -> int:
+    """The largest of the processes' values (identity on one process)."""
+    if info.world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.world > 1:
         dist.barrier()

@@ -44,7 +44,7 @@ from tunesmith.modeling import (
     resolve_model,
 )
 from tunesmith.outputs import check_not_input, claim_dir
-from tunesmith.training import allocator
+from tunesmith.training import allocator, sharding
 from tunesmith.training import distributed as D
 from tunesmith.training.checkpoint import (
     latest_checkpoint,
@@ -148,7 +148,12 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     # LoRA never updates the base weights, so under bf16 autocast they are stored in bf16: half
     # the memory, and no fp32->bf16 cast of every weight in every forward pass. The adapters
     # (and full fine-tuning's weights) stay fp32, as AdamW needs (unless bf16-true).
-    frozen_bf16 = (bf16 and cfg.method == "lora") or true_bf16
+    fsdp = cfg.distributed == "fsdp" and info.world > 1
+    if fsdp and (cfg.loss == "dpo" or cfg.head != "lm" or cfg.tune):
+        raise UsageError("--distributed fsdp trains supervised LM runs (not DPO, --head or "
+                         "--tune yet); use --distributed ddp for those.")
+    # one dtype per FSDP group: LoRA's frozen weights stay fp32 beside their adapters there
+    frozen_bf16 = (bf16 and cfg.method == "lora" and not fsdp) or true_bf16
     if start.is_adapter:  # continued fine-tuning of an adapter: it keeps training (or, for
         # --method full, is merged into the weights that then all train)
         model = load_model(start, device=info.device, trainable=cfg.method == "lora",
@@ -169,7 +174,9 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     loss_fn: torch.nn.Module = objective.loss(model)
     stat_names: tuple[str, ...] = loss_fn.stats  # what the loss returns after (sum, count)
     eval_fn = loss_fn  # evaluation needs no gradient sync: it bypasses the DDP wrapper
-    if info.world > 1:
+    if fsdp:
+        loss_fn = eval_fn = sharding.shard(loss_fn, model, info.device, info.world)
+    elif info.world > 1:
         # No buffer broadcast: forward passes then hold no collective, so processes may run
         # different numbers of them (uneven shards); gradients still sync once per step.
         loss_fn = DistributedDataParallel(loss_fn, broadcast_buffers=False)
@@ -193,10 +200,15 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         the items' targets, sharded over processes, named `{prefix}_loss`, ..."""
         eval_fn.eval()
         sums = [0.0] * (2 + len(stat_names))
+        mine = items[info.rank::info.world]
+        batches = objective.batches(mine or items[:1], cfg.pack, cfg.micro_batch_tokens, pad_id)
+        # FSDP: every process runs as many passes (each all-gathers); extra ones count nothing
+        passes = D.all_reduce_max(len(batches), info) if fsdp else len(batches)
         with torch.no_grad(), autocast():
-            for batch in objective.batches(items[info.rank::info.world], cfg.pack,
-                                           cfg.micro_batch_tokens, pad_id):
-                sums = [a + b.item() for a, b in zip(sums, eval_fn(batch.to(info.device)))]
+            for k in range(passes):
+                out = eval_fn(batches[min(k, len(batches) - 1)].to(info.device))
+                if mine and k < len(batches):
+                    sums = [a + b.item() for a, b in zip(sums, out)]
         eval_fn.train()
         return _named(D.all_reduce_sum(sums, info), prefix, stat_names)
 
@@ -205,7 +217,8 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     skip_steps = 0  # steps of the first epoch already done (a mid-epoch checkpoint)
     initial_valid_loss = None
     if resume_from is not None:
-        state = load_checkpoint(resume_from, model, optimizer, scheduler, cfg.method)
+        state = load_checkpoint(resume_from, model, optimizer, scheduler, cfg.method,
+                                sharded=fsdp)
         start_epoch, step, best = state["epoch"], state["step"], state["best"]
         skip_steps = state.get("steps_in_epoch", 0)
         initial_valid_loss = state.get("initial_valid_loss")
@@ -250,14 +263,20 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         record({"step": 0, "epoch": 0, **measured})
         log.info("before training: %s", _describe(measured))
 
+    def gather() -> tuple[dict, dict] | None:
+        """FSDP: the full states, gathered (every process takes part); else None."""
+        return sharding.full_state(model, optimizer, cfg.method == "lora") if fsdp else None
+
     def save_mid_epoch(epoch: int, steps_in_epoch: int) -> Path | None:
         """A checkpoint inside epoch `epoch` (0-based) after `steps_in_epoch` of its steps."""
+        gathered = gather()
         if not info.main:
             return None
         state = {"step": step, "steps_in_epoch": steps_in_epoch,
                  "initial_valid_loss": initial_valid_loss,
                  "best": {**best, "path": str(best["path"]) if best["path"] else None}}
-        path = save_checkpoint(run, epoch, model, optimizer, scheduler, state, step=step)
+        path = save_checkpoint(run, epoch, model, optimizer, scheduler, state, step=step,
+                               gathered=gathered)
         prune_checkpoints(run, {path} | ({best["path"]} if best["path"] else set()))
         write_results_csv(run / "results.csv", metrics.records)
         log.info("checkpoint at step %d (epoch %d, %d steps into it)", step, epoch + 1,
@@ -287,22 +306,33 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             idle = not shard
             batches = objective.batches(shard or step_items[:1], cfg.pack,
                                         cfg.micro_batch_tokens, pad_id)
+            if fsdp:  # the same number of passes everywhere; the extra ones count nothing
+                extra = D.all_reduce_max(len(batches), info) - len(batches)
+                batches, padded = batches + [batches[0]] * extra, len(batches)
+            else:
+                padded = len(batches)
             # The step's loss is the mean over all its answer tokens, across micro-batches and
             # processes; DDP averages gradients over processes, hence the factor `world`.
             step_tokens = D.all_reduce_sum(
-                [0 if idle else sum(b.n_targets for b in batches)], info)[0]
+                [0 if idle else sum(b.n_targets for b in batches[:padded])], info)[0]
             sums = [0.0] * (2 + len(stat_names))
             for k, batch in enumerate(batches):
                 last = k == len(batches) - 1
-                sync = contextlib.nullcontext() if last or info.world == 1 else loss_fn.no_sync()
+                if fsdp:
+                    loss_fn.set_requires_gradient_sync(last)
+                    sync = contextlib.nullcontext()
+                else:
+                    sync = (contextlib.nullcontext() if last or info.world == 1
+                            else loss_fn.no_sync())
+                counted = not idle and k < padded
                 with sync:
                     with autocast():
                         out = loss_fn(batch.to(info.device))
-                    scale = 0.0 if idle else info.world / max(step_tokens, 1)
+                    scale = info.world / max(step_tokens, 1) if counted else 0.0
                     (out[0] * scale).backward()
-                if not idle:
+                if counted:
                     sums = [a + b.item() for a, b in zip(sums, out)]
-            grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
+            grad_norm = (_item(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
                          if cfg.max_grad_norm > 0 else _grad_norm(params))
             optimizer.step()
             scheduler.step()
@@ -333,9 +363,11 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
                 D.barrier(info)
                 bar.close()
                 raise TrainingPaused(f"paused at step {step}")
-            due = (cfg.save_every_steps and step % cfg.save_every_steps == 0) or (
+            due = bool((cfg.save_every_steps and step % cfg.save_every_steps == 0) or (
                 cfg.save_every_minutes and
-                time.perf_counter() - last_save >= 60 * cfg.save_every_minutes)
+                time.perf_counter() - last_save >= 60 * cfg.save_every_minutes))
+            if cfg.save_every_minutes and info.world > 1:  # clocks differ: rank 0's decides
+                due = D.all_reduce_max(int(due and info.main), info) > 0
             if due:
                 save_mid_epoch(epoch, done_in_epoch)
                 D.barrier(info)
@@ -348,20 +380,23 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             state["full_valid_loss"] = measured["full_valid_loss"]
             record({"step": step, "epoch": epoch + 1, **measured})
             log.info("epoch %d: %s", epoch + 1, _describe(measured))
+        gathered = gather()
         if info.main:
             path = run / "checkpoints" / f"epoch-{epoch + 1:03d}"
             if val_items and state["full_valid_loss"] < best["loss"]:
                 best = {"loss": state["full_valid_loss"], "epoch": epoch + 1, "path": path}
             state["best"] = {**best, "path": str(best["path"]) if best["path"] else None}
-            save_checkpoint(run, epoch + 1, model, optimizer, scheduler, state)
+            save_checkpoint(run, epoch + 1, model, optimizer, scheduler, state,
+                            gathered=gathered)
             last_save = time.perf_counter()
             write_results_csv(run / "results.csv", metrics.records)
             plot_loss(run / "loss.png", metrics.records, title=f"{cfg.method} · {cfg.model}")
             hooks.on_checkpoint(epoch + 1, step, path, _latest_metrics(metrics.records))
             prune_checkpoints(run, {path} | ({best["path"]} if best["path"] else set()))
-            model.eval()
-            hooks.on_epoch_end(epoch + 1, model, tokenizer, autocast)
-            model.train()
+            if not fsdp:
+                model.eval()
+                hooks.on_epoch_end(epoch + 1, model, tokenizer, autocast)
+                model.train()
         D.barrier(info)
         if hooks.end_training():
             log.info("ending after epoch %d (asked by the caller)", epoch + 1)
@@ -373,8 +408,10 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
 
     # ---- finish ----------------------------------------------------------------------------
     final = run / "final"
+    gathered = gather()
     if info.main:
-        _save_final(final, model, tokenizer, cfg, objective.meta())
+        _save_final(final, model, tokenizer, cfg, objective.meta(),
+                    gathered[0] if gathered else None)
     D.barrier(info)
     D.cleanup()
     final_valid = next((r["full_valid_loss"] for r in reversed(metrics.records)
@@ -471,6 +508,12 @@ def _schedule(cfg: ResolvedConfig):
     return factor
 
 
+def _item(value: torch.Tensor) -> float:
+    """A scalar tensor's value; a sharded one (FSDP's DTensor) is gathered first."""
+    full = getattr(value, "full_tensor", None)
+    return (full() if callable(full) else value).item()
+
+
 def _grad_norm(params: list[torch.Tensor]) -> float:
     norms = [p.grad.detach().norm() for p in params if p.grad is not None]
     return torch.stack(norms).norm().item() if norms else 0.0
@@ -489,13 +532,13 @@ def _log_resolved(cfg: ResolvedConfig) -> None:
 
 
 def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedConfig,
-                objective: dict) -> None:
+                objective: dict, state_dict: dict | None = None) -> None:
     """final/: weights (adapter or full model) + tokenizer + how it was made."""
     if final.exists():
         shutil.rmtree(final)
     ref = resolve_model(cfg.model)
     with atomic_dir(final) as tmp:
-        save_weights(model, tmp)
+        save_weights(model, tmp, state_dict)
         tokenizer.save_pretrained(tmp)
         if objective["head"] != "lm" and cfg.method == "lora":
             write_head_base(tmp, final, model, model_dir(ref))

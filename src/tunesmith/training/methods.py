@@ -55,10 +55,14 @@ def prepare_full(model: nn.Module, config: TrainConfig) -> nn.Module:
 PREPARE = {"lora": prepare_lora, "full": prepare_full}
 
 
-def save_weights(model: nn.Module, folder: Path) -> None:
+def save_weights(model: nn.Module, folder: Path, state_dict: dict | None = None) -> None:
     """LoRA: the adapter (adapter_config.json + adapter_model.safetensors). Full: the model
-    (config.json + model.safetensors). Both load with plain transformers/PEFT."""
-    model.save_pretrained(folder, safe_serialization=True)
+    (config.json + model.safetensors). Both load with plain transformers/PEFT. `state_dict`:
+    the weights gathered from a sharded model (FSDP), under the model's parameter names."""
+    if state_dict is None:
+        model.save_pretrained(folder, safe_serialization=True)
+    else:
+        model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
 
 
 def load_weights(model: nn.Module, folder: Path, method: str) -> None:

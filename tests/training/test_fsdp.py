@@ -1,0 +1,56 @@
+"""FSDP2 on 2 CPU processes (gloo): the same losses as one process, step by step, and a run
+paused mid-epoch (step 4, the first of epoch 2 asked: should_pause is polled inside epochs only)
+then resumed ends with the weights of one never paused."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REPO
+
+WORKER = str(Path(__file__).with_name("fsdp_worker.py"))
+
+
+def launch(procs: int, mode: str, method: str, model, data, out: Path, port: int) -> None:
+    cmd = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
+            "--master_port", str(port), WORKER] if procs > 1 else [sys.executable, WORKER])
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([*cmd, mode, method, str(model), str(data), str(out)], env=env,
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def losses(out: Path) -> list[float]:
+    return [r["train_loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text()
+                                         .splitlines()) if "train_loss" in r]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_fsdp_two_processes_match_one_and_resume_exactly(tiny_model_dir, tiny_data_dir,
+                                                         tmp_path, method):
+    port = 29610 if method == "full" else 29630
+    launch(1, "straight", method, tiny_model_dir, tiny_data_dir, tmp_path / "one", port)
+    launch(2, "straight", method, tiny_model_dir, tiny_data_dir, tmp_path / "two", port + 1)
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == 6  # 9 examples, batch 4, 2 epochs
+    assert max(abs(a - b) for a, b in zip(one, two)) < 1e-4, (one, two)
+    name = "adapter_model" if method == "lora" else "model"
+    a = load_file(tmp_path / "one" / "final" / f"{name}.safetensors")
+    b = load_file(tmp_path / "two" / "final" / f"{name}.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+
+    launch(2, "pause", method, tiny_model_dir, tiny_data_dir, tmp_path / "paused", port + 2)
+    saved = sorted(p.name for p in (tmp_path / "paused" / "checkpoints").iterdir())
+    assert "step-000004" in saved and not (tmp_path / "paused" / "final").exists(), saved
+    launch(2, "resume", method, tiny_model_dir, tiny_data_dir, tmp_path / "paused", port + 3)
+    assert (tmp_path / "paused" / "digest.txt").read_text() == \
+        (tmp_path / "two" / "digest.txt").read_text()
+    assert losses(tmp_path / "paused") == pytest.approx(two, abs=1e-6)
