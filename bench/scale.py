@@ -13,19 +13,13 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-WORDS = ("the a to of and in is it you that was for on are with as I his they be at one have "
-         "this from or had by hot word but what some we can out other were all there when up use "
-         "your how said an each she which do their time if will way about many then them write "
-         "would like so these her long make thing see him two has look more day could go come did "
-         "number sound no most people my over know water than call first who may down side been "
-         "now find refund invoice order delivery account password charge battery panel meter").split()
+WORDS = ["the", "a", "to", "of", "and", "in", "is", "it", "you", "that", "was", "for", "on", "are", "with", "as", "I", "his", "they", "be", "at", "one", "have", "this", "from", "or", "had", "by", "hot", "word", "but", "what", "some", "we", "can", "out", "other", "were", "all", "there", "when", "up", "use", "your", "how", "said", "an", "each", "she", "which", "do", "their", "time", "if", "will", "way", "about", "many", "then", "them", "write", "would", "like", "so", "these", "her", "long", "make", "thing", "see", "him", "two", "has", "look", "more", "day", "could", "go", "come", "did", "number", "sound", "no", "most", "people", "my", "over", "know", "water", "than", "call", "first", "who", "may", "down", "side", "been", "now", "find", "refund", "invoice", "order", "delivery", "account", "password", "charge", "battery", "panel", "meter"]
 
 CHILD = r"""
 import json, resource, sys, time

@@ -72,3 +72,14 @@ def test_worker_logs_a_wandb_job_to_an_offline_run(api, tiny_model_dir, tmp_path
     assert (saved["report_to"], saved["wandb_project"], saved["wandb_name"],
             saved["wandb_tags"]) == (["wandb"], "my-proj", job_id, ["t1", "t2"])
     assert len(list((run / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+
+
+def test_a_worker_with_gradient_checkpointing_trains_its_jobs_with_it(api, tiny_model_dir,
+                                                                      tmp_path):
+    job_id = _create(api, tiny_model_dir, method={"type": "supervised", "supervised": {
+        "hyperparameters": {"n_epochs": 1, "batch_size": 6}}}).json()["id"]
+    Worker(tmp_path, api.store, gradient_checkpointing=True).run(api.store.get_job(None, job_id))
+    job = api.store.get_job(None, job_id)
+    assert job.status == "succeeded", job.error
+    saved = yaml.safe_load((tmp_path / job.workdir / "config.yaml").read_text())
+    assert saved["gradient_checkpointing"] is True

@@ -13,7 +13,6 @@ from tunesmith.modeling import build_tiny_model
 from tunesmith.training.attention import kernel_for
 from tunesmith.training.loss import CausalLMLoss
 
-
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 

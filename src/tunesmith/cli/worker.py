@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lease-seconds", type=types.float_range(1, 86400), default=60.0,
                    help="a job this worker stops renewing (it died) is taken over after this "
                    "long (default: %(default)s)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="jobs recompute activations in the backward pass: less memory, ~30%% "
+                   "more compute")
     p.set_defaults(run=run)
 
 
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     home = Path(args.home).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     worker = make_worker(home, args.database, device=args.device, gpus=args.gpus,
-                         lease_s=args.lease_seconds)
+                         lease_s=args.lease_seconds,
+                         gradient_checkpointing=args.gradient_checkpointing)
     print(f"tunesmith worker {worker.id}: {worker.device}"
           + (f" x{worker.gpus}" if worker.gpus else "") + f", home {home}; Ctrl-C stops it "
           "(another worker resumes its job)", flush=True)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from typing import TYPE_CHECKING
 
 from tunesmith.data.examples import Example, Message
 from tunesmith.errors import TunesmithError, UsageError

@@ -92,11 +92,15 @@ class Worker:
         device, gpus: what this worker has; it claims only jobs that need at most that.
         lease_s: how long a claim holds without renewal: a dead worker's job waits this long
             before another worker resumes it.
+        gradient_checkpointing: jobs recompute activations in the backward pass (less memory,
+            ~30% more compute: a larger model fits the worker's device).
     """
 
     def __init__(self, home: Path, store: JobStore, *, worker_id: str | None = None,
-                 device: str = "cpu", gpus: int = 0, lease_s: float = 60) -> None:
+                 device: str = "cpu", gpus: int = 0, lease_s: float = 60,
+                 gradient_checkpointing: bool = False) -> None:
         self.home, self.store = home, store
+        self.gradient_checkpointing = gradient_checkpointing
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.device, self.gpus, self.lease_s = device, gpus, lease_s
         self.lease: Lease | None = None
@@ -207,7 +211,7 @@ class Worker:
             else float(hp["learning_rate_multiplier"]),
             seed=job.seed, quiet=True, resume=(run / "config.yaml").is_file(),
             device="cpu" if self.device == "cpu" else "auto",
-            **tracking_fields(job))
+            gradient_checkpointing=self.gradient_checkpointing, **tracking_fields(job))
         self._register_checkpoints(job, run)  # any the last attempt saved but did not record
         total = {}
 
@@ -328,7 +332,8 @@ def _die_with_parent() -> None:
 
 
 def make_worker(home: Path, url: str | None = None, *, device: str | None = None,
-                gpus: int | None = None, lease_s: float = 60) -> Worker:
+                gpus: int | None = None, lease_s: float = 60,
+                gradient_checkpointing: bool = False) -> Worker:
     """A worker over `home` and the database `url` (default: `database_url`); `device` and
     `gpus` default to what this machine has."""
     if device is None or (device == "cuda" and gpus is None):
@@ -337,7 +342,7 @@ def make_worker(home: Path, url: str | None = None, *, device: str | None = None
         gpus = gpus if gpus is not None else max(count, 1)
     gpus = 0 if device == "cpu" else gpus
     worker = Worker(home, open_store(database_url(url, home)), device=device, gpus=gpus,
-                    lease_s=lease_s)
+                    lease_s=lease_s, gradient_checkpointing=gradient_checkpointing)
     log.info("worker %s: device %s, %d GPU(s), lease %g s", worker.id, device, gpus, lease_s)
     return worker
 
@@ -353,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"], default=None)
     ap.add_argument("--gpus", type=int, default=None)
     ap.add_argument("--lease-seconds", type=float, default=60.0)
+    ap.add_argument("--gradient-checkpointing", action="store_true")
     args = ap.parse_args(argv)
     # SIGTERM (the server stopping) unwinds like an exception, so the job's lease is released
     # and the next worker resumes it at once instead of when the lease runs out.
@@ -366,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(process)d %(name)s %(message)s",
                         handlers=[logging.FileHandler(args.home / "worker.log")])
     worker = make_worker(args.home, args.database, device=args.device, gpus=args.gpus,
-                         lease_s=args.lease_seconds)
+                         lease_s=args.lease_seconds,
+                         gradient_checkpointing=args.gradient_checkpointing)
     worker.serve_forever(parent=args.parent)
     return 0
 

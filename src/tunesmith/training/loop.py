@@ -32,8 +32,8 @@ from tunesmith.data.examples import Example
 from tunesmith.data.formats import read_dataset
 from tunesmith.data.preference import PreferenceExample
 from tunesmith.data.render import Tokenized, check_tools
-from tunesmith.data.tokencache import tokenize_many
 from tunesmith.data.taskfile import read_task
+from tunesmith.data.tokencache import tokenize_many
 from tunesmith.errors import InvalidDataError, UsageError
 from tunesmith.hparams import DEFAULT_BETA
 from tunesmith.modeling import (

@@ -25,7 +25,6 @@ from torch.utils.checkpoint import checkpoint
 from tunesmith.data.packing import Batch
 from tunesmith.data.render import IGNORE_INDEX
 
-
 CHUNK_ELEMENTS = 2**26
 """Logit elements (answer positions x vocabulary) above which the output layer runs in chunks of
 about this size: 256 MB of fp32 logits."""
