@@ -1,8 +1,8 @@
 """The `JobStore` on PostgreSQL (psycopg 3), for workers on several machines.
 
 `tunesmith serve --database postgresql://USER@HOST/DB` and `tunesmith worker --database ...` on
-other machines share one database (and one storage path, `--home`). The semantics are
-SQLiteStore's, query for query; what differs:
+other machines share one database (and one storage path, `--home`). Most queries are
+SQLiteStore's own (`SQLStore`, with `?` turned into `%s`); what differs:
 
 - `FOR UPDATE SKIP LOCKED` lets workers claim jobs concurrently: each takes the first
   claimable row no other transaction holds, so two claims never return the same job.
@@ -15,20 +15,9 @@ SQLiteStore's, query for query; what differs:
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from tunesmith.errors import UsageError
-from tunesmith.jobs.models import (
-    FINAL,
-    Checkpoint,
-    FileRecord,
-    Job,
-    JobEvent,
-    ModelRecord,
-    new_id,
-    now,
-)
-from tunesmith.jobs.store import CLAIM_ORDER, _file, _model
+from tunesmith.jobs.models import FINAL, Job
+from tunesmith.jobs.store import CLAIM_ORDER, SQLStore
 
 MIGRATIONS: list[str] = [
     # 1: the schema of SQLite's migrations 1-2 (claims and leases included)
@@ -64,7 +53,7 @@ NOW = "extract(epoch from clock_timestamp())::float8"
 MIGRATION_LOCK = 0x7475_6E65  # "tune": any constant the service's database uses for nothing else
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """The `JobStore` on PostgreSQL. `url`: `postgresql://USER[:PASSWORD]@HOST[:PORT]/DB`
     (any libpq connection string).
 
@@ -112,66 +101,17 @@ class PostgresStore:
 
     def _all(self, sql: str, args: tuple = ()) -> list[dict]:
         with self._pool.connection() as conn:
-            return conn.execute(sql, args).fetchall()
+            return conn.execute(sql.replace("?", "%s"), args).fetchall()
 
     def _run(self, sql: str, args: tuple = ()) -> int:
         with self._pool.connection() as conn:
-            return conn.execute(sql, args).rowcount
+            return conn.execute(sql.replace("?", "%s"), args).rowcount
 
-    def _page(self, table: str, where: str, args: tuple, after: str | None,
-              limit: int) -> tuple[list[dict], bool]:
-        """Rows newest first, after the row with id `after` (OpenAI's cursor), and whether
-        more follow."""
-        if after is not None:
-            where += f" AND seq < COALESCE((SELECT seq FROM {table} WHERE id = %s), -1)"
-            args += (after,)
-        rows = self._all(f"SELECT * FROM {table} WHERE {where} ORDER BY seq DESC LIMIT %s",
-                         args + (limit + 1,))
-        return rows[:limit], len(rows) > limit
+    def _dump(self, body: dict):
+        return self._jsonb(body)
 
-    # ---- files ----------------------------------------------------------------------------
-
-    def add_file(self, record: FileRecord) -> None:
-        d = asdict(record)
-        self._run(f"INSERT INTO files ({', '.join(d)}) VALUES ({', '.join(['%s'] * len(d))})",
-                  tuple(d.values()))
-
-    def get_file(self, project: str | None, file_id: str) -> FileRecord | None:
-        rows = self._all("SELECT * FROM files WHERE id = %s AND NOT deleted", (file_id,))
-        if not rows or (project is not None and rows[0]["project"] != project):
-            return None
-        return _file(rows[0])
-
-    def list_files(self, project: str, purpose: str | None, after: str | None,
-                   limit: int) -> tuple[list[FileRecord], bool]:
-        where, args = "project = %s AND NOT deleted", (project,)
-        if purpose:
-            where, args = where + " AND purpose = %s", args + (purpose,)
-        rows, more = self._page("files", where, args, after, limit)
-        return [_file(r) for r in rows], more
-
-    def delete_file(self, project: str, file_id: str) -> FileRecord | None:
-        record = self.get_file(project, file_id)
-        if record is not None:
-            self._run("UPDATE files SET deleted = TRUE WHERE id = %s", (file_id,))
-        return record
-
-    # ---- jobs -----------------------------------------------------------------------------
-
-    def add_job(self, job: Job) -> None:
-        self._run("INSERT INTO jobs (id, project, body, status, created_at, device, gpus) "
-                  "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                  (job.id, job.project, self._jsonb(asdict(job)), job.status, job.created_at,
-                   job.device, job.gpus))
-
-    def get_job(self, project: str | None, job_id: str) -> Job | None:
-        rows = self._all("SELECT body FROM jobs WHERE id = %s", (job_id,))
-        job = Job(**rows[0]["body"]) if rows else None
-        return None if job is None or (project is not None and job.project != project) else job
-
-    def list_jobs(self, project: str, after: str | None, limit: int) -> tuple[list[Job], bool]:
-        rows, more = self._page("jobs", "project = %s", (project,), after, limit)
-        return [Job(**r["body"]) for r in rows], more
+    def _load(self, body) -> dict:
+        return body  # JSONB comes back as a dict
 
     def update_job(self, job_id: str, *, only_from: frozenset[str] | None = None,
                    **changes) -> Job:
@@ -188,9 +128,6 @@ class PostgresStore:
                 conn.execute("UPDATE jobs SET body = %s, status = %s WHERE id = %s",
                              (self._jsonb(body), body["status"], job_id))
         return Job(**body)
-
-    def cancel_job(self, job_id: str) -> Job:
-        return self.update_job(job_id, status="cancelled", finished_at=now())
 
     def active_jobs_using(self, file_id: str) -> list[str]:
         """Ids of jobs not yet final whose training or validation file is `file_id`."""
@@ -224,52 +161,3 @@ class PostgresStore:
     def release_job(self, job_id: str, worker_id: str) -> None:
         self._run("UPDATE jobs SET worker_id = NULL, lease_until = NULL WHERE id = %s AND "
                   "worker_id = %s", (job_id, worker_id))
-
-    # ---- events and checkpoints -----------------------------------------------------------
-
-    def add_event(self, job_id: str, key: str, message: str, *, level: str = "info",
-                  type: str = "message", data: dict | None = None) -> bool:
-        """Record an event once: a second event with the same `key` is ignored."""
-        event = JobEvent(new_id("event"), job_id, now(), level, message, type, data)
-        return self._run("INSERT INTO events (id, job_id, key, body) VALUES (%s, %s, %s, %s) "
-                         "ON CONFLICT DO NOTHING",
-                         (event.id, job_id, key, self._jsonb(asdict(event)))) == 1
-
-    def list_events(self, job_id: str, after: str | None,
-                    limit: int) -> tuple[list[JobEvent], bool]:
-        rows, more = self._page("events", "job_id = %s", (job_id,), after, limit)
-        return [JobEvent(**r["body"]) for r in rows], more
-
-    def add_checkpoint(self, checkpoint: Checkpoint) -> bool:
-        return self._run(
-            "INSERT INTO checkpoints (id, job_id, step, body) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING", (checkpoint.id, checkpoint.job_id, checkpoint.step,
-                                       self._jsonb(asdict(checkpoint)))) == 1
-
-    def list_checkpoints(self, job_id: str, after: str | None,
-                         limit: int) -> tuple[list[Checkpoint], bool]:
-        rows, more = self._page("checkpoints", "job_id = %s", (job_id,), after, limit)
-        return [Checkpoint(**r["body"]) for r in rows], more
-
-    # ---- models ---------------------------------------------------------------------------
-
-    def add_model(self, model: ModelRecord) -> None:
-        d = asdict(model)
-        self._run(f"INSERT INTO models ({', '.join(d)}) VALUES ({', '.join(['%s'] * len(d))}) "
-                  "ON CONFLICT DO NOTHING", tuple(d.values()))
-
-    def get_model(self, project: str | None, model_id: str) -> ModelRecord | None:
-        rows = self._all("SELECT * FROM models WHERE id = %s AND NOT deleted", (model_id,))
-        if not rows:
-            return None
-        model = _model(rows[0])
-        visible = project is None or model.project is None or model.project == project
-        return model if visible else None
-
-    def list_models(self, project: str) -> list[ModelRecord]:
-        rows = self._all("SELECT * FROM models WHERE NOT deleted AND kind != 'checkpoint' AND "
-                         "(project IS NULL OR project = %s) ORDER BY seq", (project,))
-        return [_model(r) for r in rows]
-
-    def delete_model(self, model_id: str) -> None:
-        self._run("UPDATE models SET deleted = TRUE WHERE id = %s", (model_id,))

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
@@ -140,7 +140,131 @@ CLAIM_ORDER = "CASE status WHEN 'running' THEN 0 ELSE 1 END, seq"
 """How claimable jobs are ranked: an interrupted job first (to resume it), then FIFO."""
 
 
-class SQLiteStore:
+class SQLStore:
+    """What both stores run alike: every query but the claim, the compare-and-set update and
+    the migrations, written once with `?` placeholders. A backend supplies `_all` (rows as
+    mappings) and `_run` (rows changed), and how a `body` column is written and read."""
+
+    _all: Callable[..., list]
+    _run: Callable[..., int]
+
+    def _dump(self, body: dict):
+        """A record as its `body` column holds it."""
+        return json.dumps(body)
+
+    def _load(self, body) -> dict:
+        return json.loads(body)
+
+    def _page(self, table: str, where: str, args: tuple, after: str | None,
+              limit: int) -> tuple[list, bool]:
+        """Rows newest first, after the row with id `after` (OpenAI's cursor), and whether
+        more follow."""
+        if after is not None:
+            where += f" AND seq < COALESCE((SELECT seq FROM {table} WHERE id = ?), -1)"
+            args += (after,)
+        rows = self._all(f"SELECT * FROM {table} WHERE {where} ORDER BY seq DESC LIMIT ?",
+                         args + (limit + 1,))
+        return rows[:limit], len(rows) > limit
+
+    # ---- files ----------------------------------------------------------------------------
+
+    def add_file(self, record: FileRecord) -> None:
+        d = asdict(record)
+        self._run(f"INSERT INTO files ({', '.join(d)}) VALUES ({', '.join('?' * len(d))})",
+                  tuple(d.values()))
+
+    def get_file(self, project: str | None, file_id: str) -> FileRecord | None:
+        rows = self._all("SELECT * FROM files WHERE id = ? AND NOT deleted", (file_id,))
+        if not rows or (project is not None and rows[0]["project"] != project):
+            return None
+        return _file(rows[0])
+
+    def list_files(self, project: str, purpose: str | None, after: str | None,
+                   limit: int) -> tuple[list[FileRecord], bool]:
+        where, args = "project = ? AND NOT deleted", (project,)
+        if purpose:
+            where, args = where + " AND purpose = ?", args + (purpose,)
+        rows, more = self._page("files", where, args, after, limit)
+        return [_file(r) for r in rows], more
+
+    def delete_file(self, project: str, file_id: str) -> FileRecord | None:
+        record = self.get_file(project, file_id)
+        if record is not None:
+            self._run("UPDATE files SET deleted = TRUE WHERE id = ?", (file_id,))
+        return record
+
+    # ---- jobs -----------------------------------------------------------------------------
+
+    def add_job(self, job: Job) -> None:
+        self._run("INSERT INTO jobs (id, project, body, status, created_at, device, gpus) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)", (job.id, job.project, self._dump(asdict(job)),
+                                                   job.status, job.created_at, job.device,
+                                                   job.gpus))
+
+    def get_job(self, project: str | None, job_id: str) -> Job | None:
+        rows = self._all("SELECT body FROM jobs WHERE id = ?", (job_id,))
+        job = Job(**self._load(rows[0]["body"])) if rows else None
+        return None if job is None or (project is not None and job.project != project) else job
+
+    def list_jobs(self, project: str, after: str | None, limit: int) -> tuple[list[Job], bool]:
+        rows, more = self._page("jobs", "project = ?", (project,), after, limit)
+        return [Job(**self._load(r["body"])) for r in rows], more
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self.update_job(job_id, status="cancelled", finished_at=now())
+
+    # ---- events and checkpoints -----------------------------------------------------------
+
+    def add_event(self, job_id: str, key: str, message: str, *, level: str = "info",
+                  type: str = "message", data: dict | None = None) -> bool:
+        """Record an event once: a second event with the same `key` (a step replayed after a
+        resume) is ignored. Returns whether it was added."""
+        event = JobEvent(new_id("event"), job_id, now(), level, message, type, data)
+        return self._run("INSERT INTO events (id, job_id, key, body) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT DO NOTHING",
+                         (event.id, job_id, key, self._dump(asdict(event)))) == 1
+
+    def list_events(self, job_id: str, after: str | None,
+                    limit: int) -> tuple[list[JobEvent], bool]:
+        rows, more = self._page("events", "job_id = ?", (job_id,), after, limit)
+        return [JobEvent(**self._load(r["body"])) for r in rows], more
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        return self._run(
+            "INSERT INTO checkpoints (id, job_id, step, body) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING", (checkpoint.id, checkpoint.job_id, checkpoint.step,
+                                       self._dump(asdict(checkpoint)))) == 1
+
+    def list_checkpoints(self, job_id: str, after: str | None,
+                         limit: int) -> tuple[list[Checkpoint], bool]:
+        rows, more = self._page("checkpoints", "job_id = ?", (job_id,), after, limit)
+        return [Checkpoint(**self._load(r["body"])) for r in rows], more
+
+    # ---- models ---------------------------------------------------------------------------
+
+    def add_model(self, model: ModelRecord) -> None:
+        d = asdict(model)
+        self._run(f"INSERT INTO models ({', '.join(d)}) VALUES ({', '.join('?' * len(d))}) "
+                  "ON CONFLICT DO NOTHING", tuple(d.values()))
+
+    def get_model(self, project: str | None, model_id: str) -> ModelRecord | None:
+        rows = self._all("SELECT * FROM models WHERE id = ? AND NOT deleted", (model_id,))
+        if not rows:
+            return None
+        model = _model(rows[0])
+        visible = project is None or model.project is None or model.project == project
+        return model if visible else None
+
+    def list_models(self, project: str) -> list[ModelRecord]:
+        rows = self._all("SELECT * FROM models WHERE NOT deleted AND kind != 'checkpoint' AND "
+                         "(project IS NULL OR project = ?) ORDER BY seq", (project,))
+        return [_model(r) for r in rows]
+
+    def delete_model(self, model_id: str) -> None:
+        self._run("UPDATE models SET deleted = TRUE WHERE id = ?", (model_id,))
+
+
+class SQLiteStore(SQLStore):
     """The `JobStore` on stdlib sqlite3: one connection per process, serialised by a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -178,61 +302,6 @@ class SQLiteStore:
         with self._lock:
             return self._db.execute(sql, args).rowcount
 
-    def _page(self, table: str, where: str, args: tuple, after: str | None,
-              limit: int) -> tuple[list[sqlite3.Row], bool]:
-        """Rows newest first, after the row with id `after` (OpenAI's cursor), and whether
-        more follow."""
-        if after is not None:
-            where += f" AND seq < COALESCE((SELECT seq FROM {table} WHERE id = ?), -1)"
-            args += (after,)
-        rows = self._all(f"SELECT * FROM {table} WHERE {where} ORDER BY seq DESC LIMIT ?",
-                         args + (limit + 1,))
-        return rows[:limit], len(rows) > limit
-
-    # ---- files ----------------------------------------------------------------------------
-
-    def add_file(self, record: FileRecord) -> None:
-        d = asdict(record)
-        self._run(f"INSERT INTO files ({', '.join(d)}) VALUES ({', '.join('?' * len(d))})",
-                  tuple(d.values()))
-
-    def get_file(self, project: str | None, file_id: str) -> FileRecord | None:
-        rows = self._all("SELECT * FROM files WHERE id = ? AND deleted = 0", (file_id,))
-        if not rows or (project is not None and rows[0]["project"] != project):
-            return None
-        return _file(rows[0])
-
-    def list_files(self, project: str, purpose: str | None, after: str | None,
-                   limit: int) -> tuple[list[FileRecord], bool]:
-        where, args = "project = ? AND deleted = 0", (project,)
-        if purpose:
-            where, args = where + " AND purpose = ?", args + (purpose,)
-        rows, more = self._page("files", where, args, after, limit)
-        return [_file(r) for r in rows], more
-
-    def delete_file(self, project: str, file_id: str) -> FileRecord | None:
-        record = self.get_file(project, file_id)
-        if record is not None:
-            self._run("UPDATE files SET deleted = 1 WHERE id = ?", (file_id,))
-        return record
-
-    # ---- jobs -----------------------------------------------------------------------------
-
-    def add_job(self, job: Job) -> None:
-        self._run("INSERT INTO jobs (id, project, body, status, created_at, device, gpus) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)", (job.id, job.project, json.dumps(asdict(job)),
-                                                   job.status, job.created_at, job.device,
-                                                   job.gpus))
-
-    def get_job(self, project: str | None, job_id: str) -> Job | None:
-        rows = self._all("SELECT body FROM jobs WHERE id = ?", (job_id,))
-        job = Job(**json.loads(rows[0]["body"])) if rows else None
-        return None if job is None or (project is not None and job.project != project) else job
-
-    def list_jobs(self, project: str, after: str | None, limit: int) -> tuple[list[Job], bool]:
-        rows, more = self._page("jobs", "project = ?", (project,), after, limit)
-        return [Job(**json.loads(r["body"])) for r in rows], more
-
     def update_job(self, job_id: str, *, only_from: frozenset[str] | None = None,
                    **changes) -> Job:
         """Change fields of a job that is not final yet (a final job is returned unchanged:
@@ -253,9 +322,6 @@ class SQLiteStore:
                 self._db.execute("ROLLBACK")
                 raise
         return Job(**body)
-
-    def cancel_job(self, job_id: str) -> Job:
-        return self.update_job(job_id, status="cancelled", finished_at=now())
 
     def active_jobs_using(self, file_id: str) -> list[str]:
         """Ids of jobs not yet final whose training or validation file is `file_id`."""
@@ -303,55 +369,6 @@ class SQLiteStore:
         """Give up the lease (the job is final, paused, or handed back) if still held."""
         self._run("UPDATE jobs SET worker_id = NULL, lease_until = NULL "
                   "WHERE id = ? AND worker_id = ?", (job_id, worker_id))
-
-    # ---- events and checkpoints -----------------------------------------------------------
-
-    def add_event(self, job_id: str, key: str, message: str, *, level: str = "info",
-                  type: str = "message", data: dict | None = None) -> bool:
-        """Record an event once: a second event with the same `key` (a step replayed after a
-        resume) is ignored. Returns whether it was added."""
-        event = JobEvent(new_id("event"), job_id, now(), level, message, type, data)
-        return self._run("INSERT OR IGNORE INTO events (id, job_id, key, body) VALUES (?,?,?,?)",
-                         (event.id, job_id, key, json.dumps(asdict(event)))) == 1
-
-    def list_events(self, job_id: str, after: str | None,
-                    limit: int) -> tuple[list[JobEvent], bool]:
-        rows, more = self._page("events", "job_id = ?", (job_id,), after, limit)
-        return [JobEvent(**json.loads(r["body"])) for r in rows], more
-
-    def add_checkpoint(self, checkpoint: Checkpoint) -> bool:
-        return self._run(
-            "INSERT OR IGNORE INTO checkpoints (id, job_id, step, body) VALUES (?, ?, ?, ?)",
-            (checkpoint.id, checkpoint.job_id, checkpoint.step,
-             json.dumps(asdict(checkpoint)))) == 1
-
-    def list_checkpoints(self, job_id: str, after: str | None,
-                         limit: int) -> tuple[list[Checkpoint], bool]:
-        rows, more = self._page("checkpoints", "job_id = ?", (job_id,), after, limit)
-        return [Checkpoint(**json.loads(r["body"])) for r in rows], more
-
-    # ---- models ---------------------------------------------------------------------------
-
-    def add_model(self, model: ModelRecord) -> None:
-        d = asdict(model)
-        self._run(f"INSERT OR IGNORE INTO models ({', '.join(d)}) "
-                  f"VALUES ({', '.join('?' * len(d))})", tuple(d.values()))
-
-    def get_model(self, project: str | None, model_id: str) -> ModelRecord | None:
-        rows = self._all("SELECT * FROM models WHERE id = ? AND deleted = 0", (model_id,))
-        if not rows:
-            return None
-        model = _model(rows[0])
-        visible = project is None or model.project is None or model.project == project
-        return model if visible else None
-
-    def list_models(self, project: str) -> list[ModelRecord]:
-        rows = self._all("SELECT * FROM models WHERE deleted = 0 AND kind != 'checkpoint' AND "
-                         "(project IS NULL OR project = ?) ORDER BY seq", (project,))
-        return [_model(r) for r in rows]
-
-    def delete_model(self, model_id: str) -> None:
-        self._run("UPDATE models SET deleted = 1 WHERE id = ?", (model_id,))
 
 
 def _file(row: sqlite3.Row | Mapping) -> FileRecord:
