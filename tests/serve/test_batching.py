@@ -10,8 +10,8 @@ import threading
 
 import httpx
 import pytest
-import torch
 
+from tests.serve.test_engine import _adapter  # the same random LoRA adapters
 from tunesmith.generation import Sampling
 from tunesmith.jobs.store import SQLiteStore
 from tunesmith.serve.app import create_app
@@ -20,20 +20,6 @@ from tunesmith.serve.engine import Engine, QueueFull, Row
 
 PROMPTS = ["hello", "a longer question about the billing of my account, please",
            "what is 12 times 7?", "x"]
-
-
-def _make_adapter(base_dir, folder, seed):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(base_dir)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
-    torch.manual_seed(seed)
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            p.data.normal_(0, 0.5)  # B starts at 0; make the adapter change the output
-    model.save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +33,7 @@ def fp32(monkeypatch):
 @pytest.fixture(scope="module")
 def adapters(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("adapters")
-    return [_make_adapter(tiny_model_dir, root / name, seed)
+    return [_adapter(tiny_model_dir, root / name, seed)
             for seed, name in enumerate(["one", "two", "three"], start=1)]
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tunesmith.cli import args as types
+from tunesmith.cli.worker import add_job_options
 from tunesmith.errors import UsageError
 from tunesmith.jobs.store import DATABASE_ENV
 
@@ -64,12 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=types.int_range(0, 64), default=1,
                    help="job worker processes to start on this machine, each running one job "
                    "at a time; 0: API only (default: %(default)s)")
-    p.add_argument("--lease-seconds", type=types.float_range(1, 86400), default=60.0,
-                   help="a job whose worker died is resumed by another worker after this long "
-                   "(default: %(default)s)")
-    p.add_argument("--gradient-checkpointing", action="store_true",
-                   help="the workers' jobs recompute activations in the backward pass: less "
-                   "memory, ~30%% more compute")
+    add_job_options(p)
     p.add_argument("--no-worker", dest="workers", action="store_const", const=0,
                    help="same as --workers 0")
     p.set_defaults(run=run)

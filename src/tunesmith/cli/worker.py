@@ -32,13 +32,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="what this worker offers jobs (default: cuda if a GPU is visible)")
     p.add_argument("--gpus", type=types.int_range(0, 1024), default=None,
                    help="GPUs it offers (default: all visible; 0 with --device cpu)")
+    add_job_options(p)
+    p.set_defaults(run=run)
+
+
+def add_job_options(p: argparse.ArgumentParser) -> None:
+    """How workers hold and run jobs: `tunesmith worker` and `serve` (for its workers)."""
     p.add_argument("--lease-seconds", type=types.float_range(1, 86400), default=60.0,
-                   help="a job this worker stops renewing (it died) is taken over after this "
-                   "long (default: %(default)s)")
+                   help="a job whose worker died (stopped renewing its lease) is resumed by "
+                   "another worker after this long (default: %(default)s)")
     p.add_argument("--gradient-checkpointing", action="store_true",
                    help="jobs recompute activations in the backward pass: less memory, ~30%% "
                    "more compute")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
