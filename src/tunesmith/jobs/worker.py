@@ -240,15 +240,18 @@ class Worker:
         def on_checkpoint(epoch: int, step: int, path: Path, metrics: dict) -> None:
             self._register_checkpoint(job, path, step, metrics)
 
+        seen: dict = {}  # the job's status as should_stop read it this step
+
         def should_stop() -> bool:
             if self._lost():
                 return True
             current = self.store.get_job(None, job.id)
+            seen["status"] = current.status if current is not None else None
             return current is None or current.status == "cancelled"
 
         def should_pause() -> bool:
-            current = self.store.get_job(None, job.id)
-            return current is not None and current.status == "paused"
+            # polled right after should_stop in the same step: one database read a step
+            return seen.get("status") == "paused"
 
         train(config, TrainHooks(on_start=on_start, on_record=on_record,
                                   on_checkpoint=on_checkpoint, should_stop=should_stop,

@@ -37,7 +37,8 @@ class TrainHooks:
     should_stop: Callable[[], bool] = lambda: False
     """Polled after every optimizer step: True raises `TrainingStopped` (a cancelled job)."""
     should_pause: Callable[[], bool] = lambda: False
-    """Polled after every optimizer step: True saves a checkpoint of that step and raises
+    """Polled right after `should_stop`, after every optimizer step but an epoch's last (whose
+    epoch-end checkpoint follows): True saves a checkpoint of that step and raises
     `TrainingPaused` (a paused job)."""
     end_training: Callable[[], bool] = lambda: False
     """Polled at every epoch end: True ends the run there, as if it were the last epoch

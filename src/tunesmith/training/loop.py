@@ -134,7 +134,8 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     val_items = (_tokenize(objective, tokenizer, _examples(config.val_file), config.max_seq_len,
                            "validation", config.model, config.val_file)
                  if config.val_file else [])
-    cfg = config.resolve(len(train_items), [len(x.input_ids) for x in train_items])
+    lengths = [len(x.input_ids) for x in train_items]  # what steps and packing are planned by
+    cfg = config.resolve(len(train_items), lengths)
     if isinstance(objective, PreferenceObjective):
         objective.beta = cfg.beta
     _log_resolved(cfg)
@@ -289,7 +290,6 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     bar = tqdm(total=cfg.total_steps, initial=step, disable=cfg.quiet or not info.main,
                unit="step", dynamic_ncols=True)
     started = last_save = time.perf_counter()
-    lengths = [len(x.input_ids) for x in train_items]
     trained_tokens = 0
     loss_fn.train()
     for epoch in range(start_epoch, cfg.epochs):
