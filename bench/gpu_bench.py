@@ -12,7 +12,8 @@ its own process; both tools run bf16: tunesmith LoRA with bf16 autocast, full fi
 fp32 copy does not fit 141 GB beside activations); Trainer with `bf16=True` and, for the 8B full
 run, the model loaded in bf16 (the same pure-bf16 state). The 8B runs use gradient
 checkpointing in both tools. Printed: real tokens/s, peak GPU memory (max allocated), and the
-tunesmith/Trainer ratio per configuration.
+tunesmith/Trainer ratio per configuration. `--methods qlora`: LoRA on the base loaded in 4 bits
+(NF4, bf16 compute) in both tools; needs bitsandbytes.
 """
 
 from __future__ import annotations
@@ -159,11 +160,20 @@ def run_trainer(size: str, method: str, folder: Path, train: Path, steps: int,
     rows = [{"input_ids": x.input_ids, "labels": x.labels,
              "attention_mask": [1] * len(x.input_ids)} for x in items]
     pure_bf16 = size == "8b" and method == "full"
-    model = AutoModelForCausalLM.from_pretrained(
-        folder / "model", dtype=torch.bfloat16 if pure_bf16 else torch.float32,
-        attn_implementation="sdpa")
-    if method == "lora":
-        model = model.to(torch.bfloat16)  # the frozen base in bf16, as tunesmith keeps it
+    if method == "qlora":  # the base loaded in 4 bits (NF4, double quantization, bf16 compute)
+        from tunesmith.training.quantization import quantization_config
+
+        model = AutoModelForCausalLM.from_pretrained(
+            folder / "model", dtype=torch.bfloat16, attn_implementation="sdpa",
+            quantization_config=quantization_config("4bit", torch.bfloat16),
+            device_map={"": device})
+    else:
+        model = AutoModelForCausalLM.from_pretrained(
+            folder / "model", dtype=torch.bfloat16 if pure_bf16 else torch.float32,
+            attn_implementation="sdpa")
+    if method in ("lora", "qlora"):
+        model = model.to(torch.bfloat16) if method == "lora" else model  # the frozen base in
+        # bf16, as tunesmith keeps it
         model = prepare_lora(model, TrainConfig())
         for p in model.parameters():
             if p.requires_grad:

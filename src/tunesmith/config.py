@@ -18,10 +18,12 @@ from tunesmith.errors import UsageError
 from tunesmith.hparams import DEFAULT_BETA, auto_batch_size, auto_epochs, auto_learning_rate
 from tunesmith.modeling import DEFAULT_MODEL
 
-Method = Literal["lora", "full", "dpo", "full-dpo"]
+Method = Literal["lora", "full", "qlora", "dpo", "full-dpo"]
 Loss = Literal["sft", "dpo"]
 Head = Literal["lm", "classifier", "token"]
 Precision = Literal["auto", "fp32", "bf16", "bf16-true"]
+Optimizer = Literal["adamw", "adamw-8bit"]
+Quantize = Literal["none", "4bit"]
 Schedule = Literal["cosine", "linear", "constant"]
 TrackerName = Literal["tensorboard", "mlflow", "wandb"]
 
@@ -39,8 +41,12 @@ class TrainConfig:
     model: str = DEFAULT_MODEL
     """Base model spec (alias, .gguf, local folder or hub id)."""
     method: Method = "lora"
-    """`lora` trains low-rank adapters (PEFT); `full` trains every weight; `dpo` (LoRA) and
+    """`lora` trains low-rank adapters (PEFT); `full` trains every weight; `qlora` trains LoRA
+    adapters on a 4-bit base (the same as `lora` with `--quantize 4bit`); `dpo` (LoRA) and
     `full-dpo` learn preferences from a preference file (DPO; the same as `--loss dpo`)."""
+    quantize: Quantize = "none"
+    """`4bit` holds the frozen base weights of a LoRA run in 4 bits (NF4 with double
+    quantization, QLoRA; needs bitsandbytes): an 8B base takes ~5.5 GB instead of 16 GB."""
     loss: Loss = "sft"
     """`sft` learns the answers (supervised); `dpo` learns which of two answers is preferred
     (Direct Preference Optimization, OpenAI's `dpo` method) from preference-format data."""
@@ -55,9 +61,11 @@ class TrainConfig:
     """Passes over the training data; auto follows OpenAI's rule (3, scaled for tiny/huge sets)."""
     batch_size: int | Literal["auto"] = "auto"
     """Examples per optimizer step (OpenAI's meaning), whatever the packing."""
-    batch_tokens: int = 0
+    batch_tokens: int | Literal["auto"] = 0
     """Tokens per optimizer step instead (whole examples up to this many tokens; 0: count
-    examples with --batch-size). Steady work per step on a GPU whatever the example lengths."""
+    examples with --batch-size). Steady work per step on a GPU whatever the example lengths.
+    auto: as many as the GPU's memory holds in one pass (measured; on CPU --micro-batch-tokens),
+    at most 1/16 of an epoch's tokens."""
     lr: float | Literal["auto"] = "auto"
     """Peak learning rate; auto = 2e-4 (LoRA) or 2e-5 (full) at batch 8, 5x that for a task
     head, scaled by sqrt(batch/8)."""
@@ -92,6 +100,10 @@ class TrainConfig:
     parameter). `bf16-true`: weights, gradients and AdamW state all in bf16 (8 bytes a trained
     parameter: full fine-tuning of a 7B model fits one 80 GB GPU) at the price of updates
     smaller than bf16's resolution being rounded away."""
+    optimizer: Optimizer = "adamw"
+    """`adamw` (fp32 moments: 8 bytes of state a trained parameter) or `adamw-8bit`
+    (bitsandbytes' block-wise 8-bit moments: 2 bytes; full fine-tuning of an 8B model then
+    needs 16 GB of optimizer state instead of 64 GB)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, ~30% more compute."""
     eval_every: int = 0
@@ -139,8 +151,18 @@ class TrainConfig:
         problems = []
         if self.method in ("dpo", "full-dpo"):  # shorthand: the weights that train + the loss
             self.method, self.loss = ("lora" if self.method == "dpo" else "full"), "dpo"
+        if self.method == "qlora":  # shorthand: LoRA on a 4-bit base
+            self.method, self.quantize = "lora", "4bit"
         if self.method not in ("lora", "full"):
-            problems.append(f"--method must be lora, full, dpo or full-dpo, not {self.method!r}")
+            problems.append("--method must be lora, full, qlora, dpo or full-dpo, not "
+                            f"{self.method!r}")
+        if self.quantize not in ("none", "4bit"):
+            problems.append("--quantize must be none or 4bit")
+        elif self.quantize != "none" and self.method != "lora":
+            problems.append("--quantize 4bit freezes the base weights: it trains LoRA adapters "
+                            "(--method lora, dpo or qlora), not --method full")
+        if self.optimizer not in ("adamw", "adamw-8bit"):
+            problems.append("--optimizer must be adamw or adamw-8bit")
         if self.loss not in ("sft", "dpo"):
             problems.append(f"--loss must be sft or dpo, not {self.loss!r}")
         if self.loss == "dpo" and self.head != "lm":
@@ -173,8 +195,12 @@ class TrainConfig:
             problems.append("--tune-budget-minutes must be positive and --tune-examples >= 1")
         if self.save_every_steps < 0 or not 0 <= self.save_every_minutes < float("inf"):
             problems.append("--save-every-steps and --save-every-minutes must be >= 0")
-        if not isinstance(self.batch_tokens, int) or self.batch_tokens < 0:
-            problems.append("--batch-tokens must be a non-negative integer")
+        if self.batch_tokens != "auto" and (not isinstance(self.batch_tokens, int)
+                                            or self.batch_tokens < 0):
+            problems.append("--batch-tokens must be 'auto' or a non-negative integer")
+        if self.batch_tokens == "auto" and (self.loss == "dpo" or self.distributed == "fsdp"):
+            problems.append("--batch-tokens auto measures supervised passes of one process: "
+                            "give DPO and --distributed fsdp a number")
         if self.eval_every < 0 or self.eval_examples < 1:
             problems.append("--eval-every must be >= 0 and --eval-examples >= 1")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
@@ -193,14 +219,23 @@ class TrainConfig:
         if problems:
             raise UsageError("; ".join(problems) + ".")
 
-    def resolve(self, n_train: int, lengths: list[int] | None = None) -> ResolvedConfig:
+    def resolve(self, n_train: int, lengths: list[int] | None = None,
+                batch_tokens: int | None = None) -> ResolvedConfig:
         """Concrete values for a training set of `n_train` examples (of `lengths` tokens, which
-        --batch-tokens needs)."""
+        --batch-tokens needs); `batch_tokens`: what --batch-tokens auto measured (a step is then
+        one pass of that many tokens)."""
         epochs = auto_epochs(n_train) if self.epochs == "auto" else int(self.epochs)
-        if self.batch_tokens and lengths:
+        micro = self.micro_batch_tokens
+        if self.batch_tokens == "auto":
+            if batch_tokens is None:
+                raise ValueError("--batch-tokens auto: resolve() needs the measured tokens")
+            micro = max(batch_tokens, self.max_seq_len)  # a step is one pass
+        else:
+            batch_tokens = self.batch_tokens
+        if batch_tokens and lengths:
             from tunesmith.training.steps import epoch_steps
 
-            per_epoch = [len(epoch_steps(lengths, self.seed, e, 1, self.batch_tokens))
+            per_epoch = [len(epoch_steps(lengths, self.seed, e, 1, batch_tokens))
                          for e in range(epochs)]
             batch = max(1, round(n_train / (sum(per_epoch) / epochs)))  # the mean, for the lr
         else:
@@ -212,10 +247,11 @@ class TrainConfig:
         lr *= self.lr_multiplier
         steps_per_epoch = per_epoch[0] if per_epoch else 0
         total = sum(per_epoch)
-        auto = [k for k in ("epochs", "batch_size", "lr") + (("beta",) if self.loss == "dpo" else ())
-                if getattr(self, k) == "auto"]
+        auto = [k for k in ("epochs", "batch_size", "batch_tokens", "lr")
+                + (("beta",) if self.loss == "dpo" else ()) if getattr(self, k) == "auto"]
         return ResolvedConfig(
             **{**dataclasses.asdict(self), "epochs": epochs, "batch_size": batch, "lr": lr,
+               "batch_tokens": batch_tokens or 0, "micro_batch_tokens": micro,
                "beta": (DEFAULT_BETA if self.beta == "auto" else float(self.beta))
                if self.loss == "dpo" else self.beta},
             n_train=n_train, steps_per_epoch=steps_per_epoch, total_steps=total,
@@ -236,10 +272,8 @@ class ResolvedConfig(TrainConfig):
     auto: list[str] = field(default_factory=list)
     """Which fields were "auto" before resolving."""
 
-    RUN_DEFINING = ("train_file", "val_file", "model", "method", "loss", "beta", "head", "epochs",
-                    "batch_size", "batch_tokens",
-                    "lr",
-                    "max_seq_len", "pack", "schedule", "warmup_ratio", "weight_decay",
+    RUN_DEFINING = ("train_file", "val_file", "model", "method", "quantize", "optimizer", "loss",
+                    "beta", "head", "epochs", "batch_size", "batch_tokens", "lr", "max_seq_len", "pack", "schedule", "warmup_ratio", "weight_decay",
                     "max_grad_norm", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
                     "seed", "n_train")
     """Fields a resumed run must share with the run it continues."""

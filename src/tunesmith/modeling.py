@@ -24,7 +24,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from tunesmith.atomic import atomic_dir
@@ -152,30 +152,42 @@ def load_model(
     device: str | torch.device | None = None,
     home: Path | None = None,
     trainable: bool = False,
+    quantization: Any = None,
 ) -> PreTrainedModel:
     """Load a causal LM (float32 unless `dtype` says otherwise). A PEFT adapter folder loads its
     base model and the adapter on top (not merged; with `trainable` the adapter's weights
-    train, for continued fine-tuning)."""
-    import torch
+    train, for continued fine-tuning). `quantization`: a transformers quantization config for
+    the base weights (QLoRA), which are then placed on `device` as they load."""
     from transformers import AutoModelForCausalLM
 
     ref = spec if isinstance(spec, ModelRef) else resolve_model(spec)
     where = model_dir(ref, home)
+    kwargs = base_load_kwargs(dtype, device, quantization)
     try:
         if ref.is_adapter:
             from peft import PeftModel
 
-            base = AutoModelForCausalLM.from_pretrained(
-                adapter_base(Path(where), home), dtype=dtype or torch.float32
-            )
+            base = AutoModelForCausalLM.from_pretrained(adapter_base(Path(where), home), **kwargs)
             model = PeftModel.from_pretrained(base, where, is_trainable=trainable)
         else:
-            model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype or torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelError(f"model '{ref.spec}': could not load weights from {where}: {e}") from e
-    if device is not None:
+    if device is not None and quantization is None:
         model.to(device)
     return model
+
+
+def base_load_kwargs(dtype, device, quantization) -> dict:
+    """`from_pretrained` arguments: the dtype, and a quantized model's placement (quantized
+    weights are placed as they load, not moved afterwards)."""
+    import torch
+
+    kwargs: dict = {"dtype": dtype or torch.float32}
+    if quantization is not None:
+        kwargs.update(quantization_config=quantization,
+                      device_map={"": str(device) if device is not None else "cpu"})
+    return kwargs
 
 
 def build_tiny_model(

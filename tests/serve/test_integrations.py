@@ -3,6 +3,7 @@ and a `wandb` one makes the worker log the run to W&B (offline here: no WANDB_AP
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from tunesmith.jobs.models import JobTraining
 from tunesmith.jobs.store import SQLiteStore
 from tunesmith.jobs.worker import Worker
 from tunesmith.serve.app import create_app
@@ -74,12 +76,20 @@ def test_worker_logs_a_wandb_job_to_an_offline_run(api, tiny_model_dir, tmp_path
     assert len(list((run / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
 
 
-def test_a_worker_with_gradient_checkpointing_trains_its_jobs_with_it(api, tiny_model_dir,
-                                                                      tmp_path):
+def test_a_worker_applies_its_memory_levers_to_its_jobs(api, tiny_model_dir, tmp_path):
+    pytest.importorskip("bitsandbytes")
     job_id = _create(api, tiny_model_dir, method={"type": "supervised", "supervised": {
         "hyperparameters": {"n_epochs": 1, "batch_size": 6}}}).json()["id"]
-    Worker(tmp_path, api.store, gradient_checkpointing=True).run(api.store.get_job(None, job_id))
+    levers = JobTraining(gradient_checkpointing=True, quantize="4bit", optimizer="adamw-8bit")
+    Worker(tmp_path, api.store, training=levers).run(api.store.get_job(None, job_id))
     job = api.store.get_job(None, job_id)
     assert job.status == "succeeded", job.error
     saved = yaml.safe_load((tmp_path / job.workdir / "config.yaml").read_text())
-    assert saved["gradient_checkpointing"] is True
+    assert (saved["gradient_checkpointing"], saved["quantize"], saved["optimizer"]) == (
+        True, "4bit", "adamw-8bit")
+    # what `serve --workers N` passes its worker children
+    from tunesmith.cli.worker import add_job_options
+
+    parser = argparse.ArgumentParser()
+    add_job_options(parser)
+    assert JobTraining.from_args(parser.parse_args(levers.argv())) == levers

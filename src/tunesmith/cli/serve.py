@@ -74,6 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from tunesmith.jobs.models import JobTraining
     from tunesmith.jobs.store import database_url, open_store
     from tunesmith.modeling import DEFAULT_MODEL, resolve_model, run_final_dir
     from tunesmith.outputs import check_parent
@@ -117,8 +118,7 @@ def run(args: argparse.Namespace) -> int:
     workers = [subprocess.Popen([sys.executable, "-m", "tunesmith.jobs.worker", "--home",
                                  str(home), "--parent", str(os.getpid()), "--lease-seconds",
                                  str(args.lease_seconds)]
-                                + (["--gradient-checkpointing"] if args.gradient_checkpointing
-                                   else []), env=env)
+                                + JobTraining.from_args(args).argv(), env=env)
                for _ in range(args.workers)]
     print(f"tunesmith serve: http://{args.host}:{args.port}/v1  (home {home})", flush=True)
     try:

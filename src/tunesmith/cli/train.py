@@ -11,12 +11,12 @@ from tunesmith.config import TrainConfig
 from tunesmith.errors import UsageError
 
 GROUPS = {
-    "model and method": ["model", "method", "loss", "beta", "head", "lora_r", "lora_alpha", "lora_dropout",
-                         "lora_targets"],
+    "model and method": ["model", "method", "quantize", "loss", "beta", "head", "lora_r",
+                         "lora_alpha", "lora_dropout", "lora_targets"],
     "hyperparameters ('auto' follows OpenAI's rules scaled to the data)": [
         "epochs", "batch_size", "batch_tokens", "lr", "lr_multiplier", "schedule", "warmup_ratio",
         "weight_decay", "max_grad_norm", "seed"],
-    "execution": ["max_seq_len", "pack", "micro_batch_tokens", "precision",
+    "execution": ["max_seq_len", "pack", "micro_batch_tokens", "precision", "optimizer",
                   "gradient_checkpointing", "device", "distributed", "eval_every", "eval_examples", "out",
                   "resume", "save_every_steps", "save_every_minutes", "quiet"],
     "settings chosen on validation": ["tune", "tune_budget_minutes", "tune_examples"],

@@ -37,23 +37,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_job_options(p: argparse.ArgumentParser) -> None:
-    """How workers hold and run jobs: `tunesmith worker` and `serve` (for its workers)."""
+    """How workers hold and run jobs: `tunesmith worker`, `serve` (for its workers) and the
+    worker child process (`python -m tunesmith.jobs.worker`)."""
+    from tunesmith.cli.fields import add_fields
+    from tunesmith.config import TrainConfig
+    from tunesmith.jobs.models import JobTraining
+
     p.add_argument("--lease-seconds", type=types.float_range(1, 86400), default=60.0,
                    help="a job whose worker died (stopped renewing its lease) is resumed by "
                    "another worker after this long (default: %(default)s)")
-    p.add_argument("--gradient-checkpointing", action="store_true",
-                   help="jobs recompute activations in the backward pass: less memory, ~30%% "
-                   "more compute")
+    add_fields(p.add_argument_group("memory levers applied to every job (as train's)"),
+               TrainConfig, list(JobTraining.FLAGS))
 
 
 def run(args: argparse.Namespace) -> int:
+    from tunesmith.jobs.models import JobTraining
     from tunesmith.jobs.worker import make_worker
 
     home = Path(args.home).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     worker = make_worker(home, args.database, device=args.device, gpus=args.gpus,
-                         lease_s=args.lease_seconds,
-                         gradient_checkpointing=args.gradient_checkpointing)
+                         lease_s=args.lease_seconds, training=JobTraining.from_args(args))
     print(f"tunesmith worker {worker.id}: {worker.device}"
           + (f" x{worker.gpus}" if worker.gpus else "") + f", home {home}; Ctrl-C stops it "
           "(another worker resumes its job)", flush=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal
+
+from tunesmith.config import Optimizer, Quantize
 
 JobStatus = Literal["validating_files", "queued", "running", "paused", "succeeded", "failed",
                    "cancelled"]
@@ -161,3 +163,25 @@ class ModelRecord:
     def to_api(self) -> dict:
         return {"id": self.id, "object": "model", "created": self.created_at,
                 "owned_by": self.project or "tunesmith"}
+
+
+@dataclass(frozen=True)
+class JobTraining:
+    """Memory levers a worker applies to every job it runs: a property of its device (a larger
+    model fits), not of the job. Each is the `train` option of the same name."""
+
+    gradient_checkpointing: bool = False
+    quantize: Quantize = "none"
+    optimizer: Optimizer = "adamw"
+
+    FLAGS: ClassVar[tuple[str, ...]] = ("gradient_checkpointing", "quantize", "optimizer")
+
+    def argv(self) -> list[str]:
+        """These settings as command-line flags (for a worker child process)."""
+        out = ["--gradient-checkpointing"] if self.gradient_checkpointing else []
+        return out + ["--quantize", self.quantize, "--optimizer", self.optimizer]
+
+    @classmethod
+    def from_args(cls, args: Any) -> JobTraining:
+        """From parsed flags (`cli.worker.add_job_options`)."""
+        return cls(**{name: getattr(args, name) for name in cls.FLAGS})

@@ -28,6 +28,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from tunesmith.atomic import atomic_dir, write_text
@@ -39,6 +40,7 @@ from tunesmith.jobs.models import (
     Checkpoint,
     FileRecord,
     Job,
+    JobTraining,
     ModelRecord,
     new_id,
     now,
@@ -92,15 +94,15 @@ class Worker:
         device, gpus: what this worker has; it claims only jobs that need at most that.
         lease_s: how long a claim holds without renewal: a dead worker's job waits this long
             before another worker resumes it.
-        gradient_checkpointing: jobs recompute activations in the backward pass (less memory,
-            ~30% more compute: a larger model fits the worker's device).
+        training: memory levers applied to every job (gradient checkpointing, QLoRA, 8-bit
+            AdamW).
     """
 
     def __init__(self, home: Path, store: JobStore, *, worker_id: str | None = None,
                  device: str = "cpu", gpus: int = 0, lease_s: float = 60,
-                 gradient_checkpointing: bool = False) -> None:
+                 training: JobTraining | None = None) -> None:
         self.home, self.store = home, store
-        self.gradient_checkpointing = gradient_checkpointing
+        self.training = training or JobTraining()
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.device, self.gpus, self.lease_s = device, gpus, lease_s
         self.lease: Lease | None = None
@@ -211,7 +213,7 @@ class Worker:
             else float(hp["learning_rate_multiplier"]),
             seed=job.seed, quiet=True, resume=(run / "config.yaml").is_file(),
             device="cpu" if self.device == "cpu" else "auto",
-            gradient_checkpointing=self.gradient_checkpointing, **tracking_fields(job))
+            **asdict(self.training), **tracking_fields(job))
         self._register_checkpoints(job, run)  # any the last attempt saved but did not record
         total = {}
 
@@ -336,7 +338,7 @@ def _die_with_parent() -> None:
 
 def make_worker(home: Path, url: str | None = None, *, device: str | None = None,
                 gpus: int | None = None, lease_s: float = 60,
-                gradient_checkpointing: bool = False) -> Worker:
+                training: JobTraining | None = None) -> Worker:
     """A worker over `home` and the database `url` (default: `database_url`); `device` and
     `gpus` default to what this machine has."""
     if device is None or (device == "cuda" and gpus is None):
@@ -345,7 +347,7 @@ def make_worker(home: Path, url: str | None = None, *, device: str | None = None
         gpus = gpus if gpus is not None else max(count, 1)
     gpus = 0 if device == "cpu" else gpus
     worker = Worker(home, open_store(database_url(url, home)), device=device, gpus=gpus,
-                    lease_s=lease_s, gradient_checkpointing=gradient_checkpointing)
+                    lease_s=lease_s, training=training)
     log.info("worker %s: device %s, %d GPU(s), lease %g s", worker.id, device, gpus, lease_s)
     return worker
 
@@ -360,8 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
     ap.add_argument("--device", choices=["cpu", "cuda"], default=None)
     ap.add_argument("--gpus", type=int, default=None)
-    ap.add_argument("--lease-seconds", type=float, default=60.0)
-    ap.add_argument("--gradient-checkpointing", action="store_true")
+    from tunesmith.cli.worker import add_job_options
+
+    add_job_options(ap)
     args = ap.parse_args(argv)
     # SIGTERM (the server stopping) unwinds like an exception, so the job's lease is released
     # and the next worker resumes it at once instead of when the lease runs out.
@@ -375,8 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(process)d %(name)s %(message)s",
                         handlers=[logging.FileHandler(args.home / "worker.log")])
     worker = make_worker(args.home, args.database, device=args.device, gpus=args.gpus,
-                         lease_s=args.lease_seconds,
-                         gradient_checkpointing=args.gradient_checkpointing)
+                         lease_s=args.lease_seconds, training=JobTraining.from_args(args))
     worker.serve_forever(parent=args.parent)
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -44,7 +45,7 @@ from tunesmith.modeling import (
     resolve_model,
 )
 from tunesmith.outputs import check_not_input, claim_dir
-from tunesmith.training import allocator, sharding
+from tunesmith.training import allocator, memory, sharding
 from tunesmith.training import distributed as D
 from tunesmith.training.checkpoint import (
     latest_checkpoint,
@@ -56,6 +57,7 @@ from tunesmith.training.checkpoint import (
 from tunesmith.training.hooks import TrainHooks, TrainingPaused, TrainingStopped
 from tunesmith.training.methods import PREPARE, save_weights
 from tunesmith.training.objectives import Objective, objective_for, write_head_base
+from tunesmith.training.optimizers import build_optimizer
 from tunesmith.training.preference import (
     REFERENCE_FILE,
     PreferenceObjective,
@@ -64,6 +66,7 @@ from tunesmith.training.preference import (
     reference_logps,
     save_reference,
 )
+from tunesmith.training.quantization import keep_training_layout, quantization_config
 from tunesmith.training.records import MetricsLog, plot_loss, write_results_csv
 from tunesmith.training.steps import epoch_steps
 
@@ -135,12 +138,17 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
                            "validation", config.model, config.val_file)
                  if config.val_file else [])
     lengths = [len(x.input_ids) for x in train_items]  # what steps and packing are planned by
-    cfg = config.resolve(len(train_items), lengths)
+    # --batch-tokens auto: a resumed run keeps its number; a CUDA run measures it once the
+    # model is built (below); on CPU it is --micro-batch-tokens
+    auto_tokens = None
+    if config.batch_tokens == "auto":
+        auto_tokens = (_saved_batch_tokens(run) if config.resume else None) or min(
+            config.micro_batch_tokens, memory.epoch_cap(lengths))
+    measure_tokens = (config.batch_tokens == "auto" and info.device.type == "cuda"
+                      and not (config.resume and _saved_batch_tokens(run)))
+    cfg = config.resolve(len(train_items), lengths, auto_tokens)
     if isinstance(objective, PreferenceObjective):
         objective.beta = cfg.beta
-    _log_resolved(cfg)
-    hooks.on_start(dataclasses.asdict(cfg))
-    resume_from = _resume_point(run, cfg)
 
     # ---- model, method, optimizer, schedule ------------------------------------------------
     true_bf16 = cfg.precision == "bf16-true"  # every weight and optimizer state in bf16
@@ -150,20 +158,27 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     # the memory, and no fp32->bf16 cast of every weight in every forward pass. The adapters
     # (and full fine-tuning's weights) stay fp32, as AdamW needs (unless bf16-true).
     fsdp = cfg.distributed == "fsdp" and info.world > 1
-    if fsdp and (cfg.loss == "dpo" or cfg.head != "lm" or cfg.tune):
-        raise UsageError("--distributed fsdp trains supervised LM runs (not DPO, --head or "
-                         "--tune yet); use --distributed ddp for those.")
+    if fsdp and (cfg.loss == "dpo" or cfg.head != "lm" or cfg.tune or cfg.quantize != "none"
+                 or cfg.optimizer != "adamw"):
+        raise UsageError("--distributed fsdp trains supervised LM runs with AdamW (not DPO, "
+                         "--head, --tune, --quantize or --optimizer adamw-8bit yet); use "
+                         "--distributed ddp for those.")
     # one dtype per FSDP group: LoRA's frozen weights stay fp32 beside their adapters there
     frozen_bf16 = (bf16 and cfg.method == "lora" and not fsdp) or true_bf16
+    frozen_dtype = torch.bfloat16 if frozen_bf16 else None
+    # QLoRA: the base's linear layers in 4 bits, their matmuls in the autocast dtype
+    quantization = quantization_config(cfg.quantize, torch.bfloat16 if bf16 else torch.float32)
     if start.is_adapter:  # continued fine-tuning of an adapter: it keeps training (or, for
         # --method full, is merged into the weights that then all train)
         model = load_model(start, device=info.device, trainable=cfg.method == "lora",
-                           dtype=torch.bfloat16 if frozen_bf16 else None)
+                           dtype=frozen_dtype, quantization=quantization)
         if cfg.method == "full":
             model = model.merge_and_unload()
     else:
-        model = objective.load(config.model, device=info.device,
-                               dtype=torch.bfloat16 if frozen_bf16 else None)
+        model = objective.load(config.model, device=info.device, dtype=frozen_dtype,
+                               quantization=quantization)
+    if quantization is not None:
+        keep_training_layout(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -174,6 +189,19 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
             p.data = p.data.to(trained_dtype)
     loss_fn: torch.nn.Module = objective.loss(model)
     stat_names: tuple[str, ...] = loss_fn.stats  # what the loss returns after (sum, count)
+    params = [p for p in model.parameters() if p.requires_grad]
+    autocast = (lambda: torch.autocast(info.device.type, dtype=torch.bfloat16)) if bf16 \
+        else contextlib.nullcontext
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if measure_tokens:
+        tokens = _measure_batch_tokens(loss_fn, objective, train_items, lengths, params, cfg,
+                                       info.device, autocast, pad_id)
+        tokens = -D.all_reduce_max(-tokens, info)  # what fits on every process
+        cfg = config.resolve(len(train_items), lengths, tokens)
+        log.info("--batch-tokens auto: %d tokens fit one pass on %s", tokens, info.device)
+    _log_resolved(cfg)
+    hooks.on_start(dataclasses.asdict(cfg))
+    resume_from = _resume_point(run, cfg)
     eval_fn = loss_fn  # evaluation needs no gradient sync: it bypasses the DDP wrapper
     if fsdp:
         loss_fn = eval_fn = sharding.shard(loss_fn, model, info.device, info.world)
@@ -181,16 +209,9 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         # No buffer broadcast: forward passes then hold no collective, so processes may run
         # different numbers of them (uneven shards); gradients still sync once per step.
         loss_fn = DistributedDataParallel(loss_fn, broadcast_buffers=False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    # The fused kernel updates all parameters in one pass: 5x faster than the per-tensor loop
-    # on CPU (135M parameters: 0.07 s vs 0.35 s a step), which full fine-tuning pays every step.
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  betas=(0.9, 0.999), eps=1e-8,
-                                  fused=info.device.type in ("cpu", "cuda"))
+    optimizer = build_optimizer(cfg.optimizer, params, lr=cfg.lr,
+                                weight_decay=cfg.weight_decay, device=info.device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
-    autocast = (lambda: torch.autocast(info.device.type, dtype=torch.bfloat16)) if bf16 \
-        else contextlib.nullcontext
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     log.info("device %s x%d, %s, %s trainable parameters of %s", info.device, info.world,
              "bf16 weights and optimizer" if true_bf16 else "bf16 autocast" if bf16 else "fp32",
              f"{sum(p.numel() for p in params):,}",
@@ -547,9 +568,43 @@ def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedCon
         base_path = adapter_base(Path(model_dir(ref)), None) if ref.is_adapter else model_dir(ref)
         meta = {"base_model": cfg.model, "base_model_path": base_path,
                 "continued_from": cfg.model if ref.is_adapter else None, "method": cfg.method,
-                "loss": cfg.loss,
+                "quantize": cfg.quantize, "loss": cfg.loss,
                 "task": spec.to_dict() if spec else None, **objective}
         (tmp / "tunesmith.json").write_text(json.dumps(meta, indent=2))
+
+
+def _saved_batch_tokens(run: Path) -> int | None:
+    """The tokens a step of the run in `run` took (what --batch-tokens auto chose), if any."""
+    saved = run / "config.yaml"
+    return (load_config(saved).get("batch_tokens") or None) if saved.is_file() else None
+
+
+def _measure_batch_tokens(loss_fn, objective, items, lengths: list[int], params, cfg,
+                          device: torch.device, autocast, pad_id: int) -> int:
+    """--batch-tokens auto on CUDA: the most tokens a training pass over the longest examples
+    takes within the GPU's memory (`memory.fit_tokens`)."""
+    longest = sorted(range(len(items)), key=lambda i: -lengths[i])
+
+    def run_pass(tokens: int) -> None:
+        chosen, used = [], 0
+        for i in itertools.islice(itertools.cycle(longest), 10 * tokens):
+            if used + lengths[i] > tokens:
+                break
+            chosen.append(items[i])
+            used += lengths[i]
+        try:
+            for batch in objective.batches(chosen, cfg.pack, tokens, pad_id):
+                with autocast():
+                    out = loss_fn(batch.to(device))
+                out[0].backward()
+        finally:
+            for p in params:
+                p.grad = None
+
+    return memory.fit_tokens(
+        memory.cuda_pass_peak(run_pass, device), unit=max(lengths),
+        budget=memory.cuda_budget(device, memory.optimizer_state_bytes(params, cfg.optimizer)),
+        cap=memory.epoch_cap(lengths))
 
 
 def _resume_point(run: Path, cfg: ResolvedConfig) -> Path | None:
@@ -566,7 +621,10 @@ def _resume_point(run: Path, cfg: ResolvedConfig) -> Path | None:
         log.warning("--resume: %s has no complete checkpoint yet; starting from the beginning", run)
         return None
     before = load_config(saved)
-    changed = [k for k in ResolvedConfig.RUN_DEFINING if before.get(k) != getattr(cfg, k)]
+    # a setting added after the run was saved had its default then
+    defaults = {f.name: f.default for f in dataclasses.fields(ResolvedConfig)}
+    changed = [k for k in ResolvedConfig.RUN_DEFINING
+               if before.get(k, defaults[k]) != getattr(cfg, k)]
     if changed:
         raise UsageError(f"--resume: {', '.join(changed)} differ from the run in {run}; resume "
                          "with the same settings, or start a new run with another --out.")

@@ -80,24 +80,31 @@ class Objective:
         truncated = len(ids) > max_seq_len
         return Tokenized(ids[:max_seq_len], labels[:max_seq_len], truncated)
 
-    def load(self, spec: str, *, dtype=None, device=None) -> nn.Module:
+    def load(self, spec: str, *, dtype=None, device=None, quantization=None) -> nn.Module:
         """The base model with this objective's output layer (a new head is seeded by the
-        caller's torch seed)."""
-        from tunesmith.modeling import load_model, load_tokenizer, model_dir, resolve_model
+        caller's torch seed); `quantization`: QLoRA's config for the base weights."""
+        from tunesmith.modeling import (
+            base_load_kwargs,
+            load_model,
+            load_tokenizer,
+            model_dir,
+            resolve_model,
+        )
 
         if self.head == "lm":
-            return load_model(spec, device=device, dtype=dtype)
+            return load_model(spec, device=device, dtype=dtype, quantization=quantization)
         ref = resolve_model(spec)
         if ref.is_adapter:
             raise UsageError(f"--head {self.head} starts from a base model; {spec} is a LoRA "
                              "adapter (continued fine-tuning of adapters is not supported yet).")
         model = head_class(self.head).from_pretrained(
-            model_dir(ref), num_labels=len(self.labels), dtype=dtype or torch.float32,
+            model_dir(ref), num_labels=len(self.labels),
             id2label=dict(enumerate(self.labels)),
-            label2id={label: i for i, label in enumerate(self.labels)})
+            label2id={label: i for i, label in enumerate(self.labels)},
+            **base_load_kwargs(dtype, device, quantization))
         tokenizer = load_tokenizer(ref)
         model.config.pad_token_id = tokenizer.pad_token_id  # last-token pooling finds padding
-        return model.to(device) if device is not None else model
+        return model.to(device) if device is not None and quantization is None else model
 
     def loss(self, model: nn.Module) -> nn.Module:
         return CausalLMLoss(model) if self.head == "lm" else HeadLoss(model)
@@ -300,6 +307,7 @@ def write_head_base(folder, final, model: nn.Module, base_path: str) -> None:
         final: where it will live.
         base_path: the base model's folder (its weights are linked, not copied).
     """
+    import copy
     import os
     import shutil
     from pathlib import Path
@@ -307,7 +315,10 @@ def write_head_base(folder, final, model: nn.Module, base_path: str) -> None:
     folder, final, source = Path(folder), Path(final).resolve(), Path(base_path)
     base = folder / "base"
     base.mkdir()
-    hf_model(model).config.save_pretrained(base)
+    config = copy.deepcopy(hf_model(model).config)
+    if hasattr(config, "quantization_config"):  # QLoRA: the adapter applies to the plain base
+        del config.quantization_config
+    config.save_pretrained(base)
     for weights in source.iterdir():
         if weights.name.endswith((".safetensors", ".safetensors.index.json", ".bin")):
             try:

@@ -179,10 +179,10 @@ class PreferenceObjective:
         return Pair(tokenize_example(tokenizer, example, max_seq_len),
                     tokenize_example(tokenizer, example.rejected_example(), max_seq_len))
 
-    def load(self, spec: str, *, dtype=None, device=None) -> nn.Module:
+    def load(self, spec: str, *, dtype=None, device=None, quantization=None) -> nn.Module:
         from tunesmith.modeling import load_model
 
-        return load_model(spec, device=device, dtype=dtype)
+        return load_model(spec, device=device, dtype=dtype, quantization=quantization)
 
     def loss(self, model: nn.Module) -> nn.Module:
         return DPOLoss(model, self.beta)
