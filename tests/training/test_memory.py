@@ -128,7 +128,7 @@ def test_measuring_runs_real_passes_and_frees_their_gradients(tiny_model_dir, ti
     # room for 120 tokens a pass
     monkeypatch.setattr(memory, "cuda_budget", lambda device, optimizer: 10_000 + 100 * 120)
     cfg = TrainConfig(train_file="x").resolve(len(items), lengths)
-    tokens = loop_module._measure_batch_tokens(loss_fn, objective, items, lengths, params, cfg,
+    tokens = memory.measure_batch_tokens(loss_fn, objective, items, lengths, params, cfg,
                                                torch.device("cpu"), contextlib.nullcontext, 0)
     unit = max(lengths)
     assert list(measured)[:2] == [unit, 2 * unit]  # the longest example, then two
@@ -167,7 +167,7 @@ def test_on_cuda_the_measured_size_fits_its_budget(monkeypatch):
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16)
 
-    tokens = loop_module._measure_batch_tokens(loss_fn, objective, items, lengths, params, cfg,
+    tokens = memory.measure_batch_tokens(loss_fn, objective, items, lengths, params, cfg,
                                                device, autocast, 0)
     assert tokens % 512 == 0 and 512 <= tokens <= memory.epoch_cap(lengths) == 2048
     peak = memory.cuda_pass_peak(lambda n: _one_pass(loss_fn, objective, items, n, autocast,

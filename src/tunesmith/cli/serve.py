@@ -7,7 +7,6 @@ import errno
 import logging
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -74,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from tunesmith.jobs.models import JobTraining
+    from tunesmith.jobs.pool import WorkerPool
     from tunesmith.jobs.store import database_url, open_store
     from tunesmith.modeling import DEFAULT_MODEL, resolve_model, run_final_dir
     from tunesmith.outputs import check_parent
@@ -115,22 +114,32 @@ def run(args: argparse.Namespace) -> int:
         log.warning("no --keys file: every request is accepted, as project 'default'")
     # The URL goes by environment, not argv: `ps` would show a password in it.
     env = {**os.environ, DATABASE_ENV: database}
-    workers = [subprocess.Popen([sys.executable, "-m", "tunesmith.jobs.worker", "--home",
-                                 str(home), "--parent", str(os.getpid()), "--lease-seconds",
-                                 str(args.lease_seconds)]
-                                + JobTraining.from_args(args).argv(), env=env)
-               for _ in range(args.workers)]
+    pool = WorkerPool(worker_commands(args, home), env=env).start()
     print(f"tunesmith serve: http://{args.host}:{args.port}/v1  (home {home})", flush=True)
     try:
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         server.run(sockets=[listener])
     finally:
         listener.close()
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
+        pool.stop()
     return 0
+
+
+def worker_commands(args: argparse.Namespace, home: Path) -> list[tuple[list[str], dict]]:
+    """(argv, environment) of each worker child: the job options, and its share of the GPUs."""
+    from tunesmith.jobs.models import JobTraining
+    from tunesmith.jobs.pool import split_gpus, visible_gpus
+
+    shares = split_gpus(args.workers, visible_gpus() if args.workers else [])
+    commands = []
+    for gpus in shares:
+        argv = [sys.executable, "-m", "tunesmith.jobs.worker", "--home", str(home), "--parent",
+                str(os.getpid()), "--lease-seconds", str(args.lease_seconds),
+                *JobTraining.from_args(args).argv()]
+        if gpus:
+            argv += ["--device", "cuda", "--gpus", str(len(gpus))]
+        commands.append((argv, {"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if gpus else {}))
+    return commands
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -1,7 +1,8 @@
 """The worker: the process that runs fine-tuning jobs, one at a time, oldest first.
 
 `tunesmith serve --workers N` starts N of them as child processes (`python -m
-tunesmith.jobs.worker`), which die with the server; `tunesmith worker` runs one on any machine
+tunesmith.jobs.worker`), which die with the server and are restarted when they die alone
+(`jobs/pool.py`); `tunesmith worker` runs one on any machine
 that reaches the database and the service home. Workers claim jobs with a lease they renew
 while they work (`jobs/lease.py`), and only jobs whose device they have. A job whose worker
 died is still `running` in the store with a lease that runs out, so another worker claims it

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
-import json
 import logging
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +24,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from tunesmith.atomic import atomic_dir, write_text
-from tunesmith.config import ResolvedConfig, TrainConfig, load_config
+from tunesmith.atomic import write_text
+from tunesmith.config import ResolvedConfig, TrainConfig
 from tunesmith.data.examples import Example
 from tunesmith.data.formats import read_dataset
 from tunesmith.data.preference import PreferenceExample
@@ -38,37 +35,27 @@ from tunesmith.data.tokencache import tokenize_many
 from tunesmith.errors import InvalidDataError, UsageError
 from tunesmith.hparams import DEFAULT_BETA
 from tunesmith.modeling import (
-    adapter_base,
-    load_model,
     load_tokenizer,
-    model_dir,
     resolve_model,
 )
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.training import allocator, memory, sharding
 from tunesmith.training import distributed as D
 from tunesmith.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
     prune_checkpoints,
-    remove_stale_temps,
+    restore,
+    resume_point,
     save_checkpoint,
+    save_final,
+    saved_batch_tokens,
 )
 from tunesmith.training.hooks import TrainHooks, TrainingPaused, TrainingStopped
-from tunesmith.training.methods import PREPARE, save_weights
-from tunesmith.training.objectives import Objective, objective_for, write_head_base
+from tunesmith.training.objectives import Objective, objective_for
 from tunesmith.training.optimizers import build_optimizer
-from tunesmith.training.preference import (
-    REFERENCE_FILE,
-    PreferenceObjective,
-    attach_reference,
-    load_reference,
-    reference_logps,
-    save_reference,
-)
-from tunesmith.training.quantization import keep_training_layout, quantization_config
+from tunesmith.training.preference import REFERENCE_FILE, PreferenceObjective, run_reference
 from tunesmith.training.records import MetricsLog, plot_loss, write_results_csv
 from tunesmith.training.steps import epoch_steps
+from tunesmith.training.trainable import Numerics, trainable_model
 
 log = logging.getLogger(__name__)
 
@@ -142,66 +129,38 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     # model is built (below); on CPU it is --micro-batch-tokens
     auto_tokens = None
     if config.batch_tokens == "auto":
-        auto_tokens = (_saved_batch_tokens(run) if config.resume else None) or min(
+        auto_tokens = (saved_batch_tokens(run) if config.resume else None) or min(
             config.micro_batch_tokens, memory.epoch_cap(lengths))
     measure_tokens = (config.batch_tokens == "auto" and info.device.type == "cuda"
-                      and not (config.resume and _saved_batch_tokens(run)))
+                      and not (config.resume and saved_batch_tokens(run)))
     cfg = config.resolve(len(train_items), lengths, auto_tokens)
     if isinstance(objective, PreferenceObjective):
         objective.beta = cfg.beta
+    # before any process writes config.yaml (a resumed run's auto tokens are the saved ones)
+    resume_from = resume_point(run, cfg)
 
     # ---- model, method, optimizer, schedule ------------------------------------------------
-    true_bf16 = cfg.precision == "bf16-true"  # every weight and optimizer state in bf16
-    bf16 = cfg.precision in ("bf16", "bf16-true") or (cfg.precision == "auto"
-                                                      and D.supports_bf16(info.device))
-    # LoRA never updates the base weights, so under bf16 autocast they are stored in bf16: half
-    # the memory, and no fp32->bf16 cast of every weight in every forward pass. The adapters
-    # (and full fine-tuning's weights) stay fp32, as AdamW needs (unless bf16-true).
+    numerics = Numerics.of(cfg.precision, info.device)
     fsdp = cfg.distributed == "fsdp" and info.world > 1
     if fsdp and (cfg.loss == "dpo" or cfg.head != "lm" or cfg.tune or cfg.quantize != "none"
                  or cfg.optimizer != "adamw"):
         raise UsageError("--distributed fsdp trains supervised LM runs with AdamW (not DPO, "
                          "--head, --tune, --quantize or --optimizer adamw-8bit yet); use "
                          "--distributed ddp for those.")
-    # one dtype per FSDP group: LoRA's frozen weights stay fp32 beside their adapters there
-    frozen_bf16 = (bf16 and cfg.method == "lora" and not fsdp) or true_bf16
-    frozen_dtype = torch.bfloat16 if frozen_bf16 else None
-    # QLoRA: the base's linear layers in 4 bits, their matmuls in the autocast dtype
-    quantization = quantization_config(cfg.quantize, torch.bfloat16 if bf16 else torch.float32)
-    if start.is_adapter:  # continued fine-tuning of an adapter: it keeps training (or, for
-        # --method full, is merged into the weights that then all train)
-        model = load_model(start, device=info.device, trainable=cfg.method == "lora",
-                           dtype=frozen_dtype, quantization=quantization)
-        if cfg.method == "full":
-            model = model.merge_and_unload()
-    else:
-        model = objective.load(config.model, device=info.device, dtype=frozen_dtype,
-                               quantization=quantization)
-    if quantization is not None:
-        keep_training_layout(model)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    model = PREPARE[cfg.method](model, cfg)
-    trained_dtype = torch.bfloat16 if true_bf16 else torch.float32
-    for p in model.parameters():
-        if p.requires_grad and p.dtype != trained_dtype:
-            p.data = p.data.to(trained_dtype)
+    model = trainable_model(cfg, start, objective, info.device, numerics, fsdp=fsdp)
     loss_fn: torch.nn.Module = objective.loss(model)
     stat_names: tuple[str, ...] = loss_fn.stats  # what the loss returns after (sum, count)
     params = [p for p in model.parameters() if p.requires_grad]
-    autocast = (lambda: torch.autocast(info.device.type, dtype=torch.bfloat16)) if bf16 \
-        else contextlib.nullcontext
+    autocast = numerics.autocast(info.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if measure_tokens:
-        tokens = _measure_batch_tokens(loss_fn, objective, train_items, lengths, params, cfg,
+        tokens = memory.measure_batch_tokens(loss_fn, objective, train_items, lengths, params, cfg,
                                        info.device, autocast, pad_id)
         tokens = -D.all_reduce_max(-tokens, info)  # what fits on every process
         cfg = config.resolve(len(train_items), lengths, tokens)
         log.info("--batch-tokens auto: %d tokens fit one pass on %s", tokens, info.device)
     _log_resolved(cfg)
     hooks.on_start(dataclasses.asdict(cfg))
-    resume_from = _resume_point(run, cfg)
     eval_fn = loss_fn  # evaluation needs no gradient sync: it bypasses the DDP wrapper
     if fsdp:
         loss_fn = eval_fn = sharding.shard(loss_fn, model, info.device, info.world)
@@ -209,11 +168,12 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         # No buffer broadcast: forward passes then hold no collective, so processes may run
         # different numbers of them (uneven shards); gradients still sync once per step.
         loss_fn = DistributedDataParallel(loss_fn, broadcast_buffers=False)
+    params = [p for p in model.parameters() if p.requires_grad]  # FSDP replaced them
     optimizer = build_optimizer(cfg.optimizer, params, lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, device=info.device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
     log.info("device %s x%d, %s, %s trainable parameters of %s", info.device, info.world,
-             "bf16 weights and optimizer" if true_bf16 else "bf16 autocast" if bf16 else "fp32",
+             numerics.describe(),
              f"{sum(p.numel() for p in params):,}",
              f"{sum(p.numel() for p in model.parameters()):,}")
 
@@ -235,18 +195,10 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
         return _named(D.all_reduce_sum(sums, info), prefix, stat_names)
 
     # ---- resume ----------------------------------------------------------------------------
-    start_epoch, step, best = 0, 0, {"loss": math.inf, "epoch": None, "path": None}
-    skip_steps = 0  # steps of the first epoch already done (a mid-epoch checkpoint)
-    initial_valid_loss = None
-    if resume_from is not None:
-        state = load_checkpoint(resume_from, model, optimizer, scheduler, cfg.method,
-                                sharded=fsdp)
-        start_epoch, step, best = state["epoch"], state["step"], state["best"]
-        skip_steps = state.get("steps_in_epoch", 0)
-        initial_valid_loss = state.get("initial_valid_loss")
-        if best.get("path"):
-            best["path"] = Path(best["path"])
-        log.info("resumed from %s (epoch %d, step %d)", resume_from, start_epoch + 1, step)
+    progress = restore(resume_from, model, optimizer, scheduler, cfg.method, sharded=fsdp)
+    start_epoch, step, best = progress.epoch, progress.step, progress.best
+    skip_steps = progress.steps_in_epoch  # steps of the first epoch already done
+    initial_valid_loss = progress.initial_valid_loss
     if info.main:
         run.mkdir(parents=True, exist_ok=True)
         write_text(run / "config.yaml", cfg.to_yaml())
@@ -255,23 +207,9 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
 
     # ---- DPO's reference: the starting model's log-probabilities, computed once -------------
     if isinstance(objective, PreferenceObjective):
-        saved = load_reference(run, len(train_items), len(val_items)) if resume_from else None
-        if saved is None:
-            if resume_from is not None:
-                raise UsageError(f"--resume: {run / REFERENCE_FILE} (the reference model's "
-                                 "log-probabilities) is missing; start the run again.")
-            t0 = time.perf_counter()
-            saved = tuple(D.all_reduce_sum(
-                reference_logps(loss_fn, items, cfg.pack, cfg.micro_batch_tokens, pad_id,
-                                info.device, autocast, (info.rank, info.world)), info)
-                for items in (train_items, val_items))
-            if info.main:
-                run.mkdir(parents=True, exist_ok=True)
-                save_reference(run, *saved)
-            log.info("reference log-probabilities of %d pairs in %.1f s",
-                     len(train_items) + len(val_items), time.perf_counter() - t0)
-        attach_reference(train_items, saved[0])
-        attach_reference(val_items, saved[1])
+        run_reference(run, loss_fn, train_items, val_items, resuming=resume_from is not None,
+                      pack=cfg.pack, max_tokens=cfg.micro_batch_tokens, pad_id=pad_id,
+                      autocast=autocast, info=info)
 
     def record(entry: dict) -> None:
         if metrics is not None:
@@ -431,7 +369,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     final = run / "final"
     gathered = gather()
     if info.main:
-        _save_final(final, model, tokenizer, cfg, objective.meta(),
+        save_final(final, model, tokenizer, cfg, objective.meta(),
                     gathered[0] if gathered else None)
     D.barrier(info)
     D.cleanup()
@@ -550,82 +488,3 @@ def _log_resolved(cfg: ResolvedConfig) -> None:
     log.info("%d steps (%d per epoch), %d warm-up, %s decay, eval every %d steps, %s",
              cfg.total_steps, cfg.steps_per_epoch, cfg.warmup_steps, cfg.schedule,
              cfg.eval_every_steps, "packed, no padding" if cfg.pack else "padded rows")
-
-
-def _save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedConfig,
-                objective: dict, state_dict: dict | None = None) -> None:
-    """final/: weights (adapter or full model) + tokenizer + how it was made."""
-    if final.exists():
-        shutil.rmtree(final)
-    ref = resolve_model(cfg.model)
-    with atomic_dir(final) as tmp:
-        save_weights(model, tmp, state_dict)
-        tokenizer.save_pretrained(tmp)
-        if objective["head"] != "lm" and cfg.method == "lora":
-            write_head_base(tmp, final, model, model_dir(ref))
-        spec = read_task(Path(cfg.train_file).parent)
-        # A continued adapter keeps the base of the adapter it continued.
-        base_path = adapter_base(Path(model_dir(ref)), None) if ref.is_adapter else model_dir(ref)
-        meta = {"base_model": cfg.model, "base_model_path": base_path,
-                "continued_from": cfg.model if ref.is_adapter else None, "method": cfg.method,
-                "quantize": cfg.quantize, "loss": cfg.loss,
-                "task": spec.to_dict() if spec else None, **objective}
-        (tmp / "tunesmith.json").write_text(json.dumps(meta, indent=2))
-
-
-def _saved_batch_tokens(run: Path) -> int | None:
-    """The tokens a step of the run in `run` took (what --batch-tokens auto chose), if any."""
-    saved = run / "config.yaml"
-    return (load_config(saved).get("batch_tokens") or None) if saved.is_file() else None
-
-
-def _measure_batch_tokens(loss_fn, objective, items, lengths: list[int], params, cfg,
-                          device: torch.device, autocast, pad_id: int) -> int:
-    """--batch-tokens auto on CUDA: the most tokens a training pass over the longest examples
-    takes within the GPU's memory (`memory.fit_tokens`)."""
-    longest = sorted(range(len(items)), key=lambda i: -lengths[i])
-
-    def run_pass(tokens: int) -> None:
-        chosen, used = [], 0
-        for i in itertools.islice(itertools.cycle(longest), 10 * tokens):
-            if used + lengths[i] > tokens:
-                break
-            chosen.append(items[i])
-            used += lengths[i]
-        try:
-            for batch in objective.batches(chosen, cfg.pack, tokens, pad_id):
-                with autocast():
-                    out = loss_fn(batch.to(device))
-                out[0].backward()
-        finally:
-            for p in params:
-                p.grad = None
-
-    return memory.fit_tokens(
-        memory.cuda_pass_peak(run_pass, device), unit=max(lengths),
-        budget=memory.cuda_budget(device, memory.optimizer_state_bytes(params, cfg.optimizer)),
-        cap=memory.epoch_cap(lengths))
-
-
-def _resume_point(run: Path, cfg: ResolvedConfig) -> Path | None:
-    """The checkpoint to continue from (`--resume`), after checking it belongs to this run."""
-    saved = run / "config.yaml"
-    if not cfg.resume:
-        if saved.is_file():
-            raise UsageError(f"{run} already holds a run; pass --resume to continue it, or choose "
-                             "another --out.")
-        return None
-    remove_stale_temps(run)
-    checkpoint = latest_checkpoint(run)
-    if checkpoint is None or not saved.is_file():
-        log.warning("--resume: %s has no complete checkpoint yet; starting from the beginning", run)
-        return None
-    before = load_config(saved)
-    # a setting added after the run was saved had its default then
-    defaults = {f.name: f.default for f in dataclasses.fields(ResolvedConfig)}
-    changed = [k for k in ResolvedConfig.RUN_DEFINING
-               if before.get(k, defaults[k]) != getattr(cfg, k)]
-    if changed:
-        raise UsageError(f"--resume: {', '.join(changed)} differ from the run in {run}; resume "
-                         "with the same settings, or start a new run with another --out.")
-    return checkpoint

@@ -14,6 +14,7 @@ it: a step is one pass); `--resume` reuses it rather than measuring again.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 
@@ -89,3 +90,31 @@ def cuda_budget(device: torch.device, optimizer_bytes: int) -> int:
 def epoch_cap(lengths: list[int]) -> int:
     """At most 1/16 of an epoch's tokens a step (and at least the longest example)."""
     return max(max(lengths, default=1), sum(lengths) // MIN_STEPS_PER_EPOCH)
+
+
+def measure_batch_tokens(loss_fn, objective, items, lengths: list[int], params, cfg,
+                         device: torch.device, autocast, pad_id: int) -> int:
+    """--batch-tokens auto on CUDA: the most tokens a training pass over the longest examples
+    takes within the GPU's memory (`fit_tokens`); each pass's gradients are freed after it."""
+    longest = sorted(range(len(items)), key=lambda i: -lengths[i])
+
+    def run_pass(tokens: int) -> None:
+        chosen, used = [], 0
+        for i in itertools.islice(itertools.cycle(longest), 10 * tokens):
+            if used + lengths[i] > tokens:
+                break
+            chosen.append(items[i])
+            used += lengths[i]
+        try:
+            for batch in objective.batches(chosen, cfg.pack, tokens, pad_id):
+                with autocast():
+                    out = loss_fn(batch.to(device))
+                out[0].backward()
+        finally:
+            for p in params:
+                p.grad = None
+
+    return fit_tokens(
+        cuda_pass_peak(run_pass, device), unit=max(lengths),
+        budget=cuda_budget(device, optimizer_state_bytes(params, cfg.optimizer)),
+        cap=epoch_cap(lengths))

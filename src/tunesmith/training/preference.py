@@ -26,6 +26,8 @@ higher reward) and the mean reward margin, next to the DPO loss.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,8 @@ from tunesmith.data.preference import PreferenceExample
 from tunesmith.data.render import Tokenized, tokenize_example
 from tunesmith.errors import UsageError
 from tunesmith.training.loss import CausalLMLoss
+
+log = logging.getLogger(__name__)
 
 REFERENCE_FILE = "reference.pt"
 
@@ -237,3 +241,30 @@ def load_reference(run: Path, n_train: int, n_valid: int) -> tuple[list[float], 
     if len(saved["train"]) != 2 * n_train or len(saved["valid"]) != 2 * n_valid:
         return None
     return saved["train"].tolist(), saved["valid"].tolist()
+
+
+def run_reference(run: Path, loss_fn: DPOLoss, train: list[Pair], valid: list[Pair], *,
+                  resuming: bool, pack: bool, max_tokens: int, pad_id: int, autocast,
+                  info) -> None:
+    """Attach the reference log-probabilities to a run's pairs: computed with the model as it
+    starts (each process its share, summed) and saved in RUN/reference.pt, or, for a resumed
+    run, read back from there."""
+    from tunesmith.training import distributed as D
+
+    saved = load_reference(run, len(train), len(valid)) if resuming else None
+    if saved is None:
+        if resuming:
+            raise UsageError(f"--resume: {run / REFERENCE_FILE} (the reference model's "
+                             "log-probabilities) is missing; start the run again.")
+        t0 = time.perf_counter()
+        saved = tuple(D.all_reduce_sum(
+            reference_logps(loss_fn, items, pack, max_tokens, pad_id, info.device, autocast,
+                            (info.rank, info.world)), info)
+            for items in (train, valid))
+        if info.main:
+            run.mkdir(parents=True, exist_ok=True)
+            save_reference(run, *saved)
+        log.info("reference log-probabilities of %d pairs in %.1f s", len(train) + len(valid),
+                 time.perf_counter() - t0)
+    attach_reference(train, saved[0])
+    attach_reference(valid, saved[1])
