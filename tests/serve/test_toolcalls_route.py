@@ -107,10 +107,62 @@ def test_tool_choice_none_hides_the_tools_and_parses_nothing(scripted, tiny_tool
     assert "<tools>" not in prompt and "<tool_response>" in prompt
 
 
+@pytest.mark.parametrize("tool_choice, answer", [
+    ("required", 'get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'),
+    ({"type": "function", "function": {"name": "get_weather"}},
+     '{"city": "Oslo"}}\n</tool_call>'),
+])
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_choice_required_or_named_starts_the_call(tmp_path, tiny_tools_model_dir,
+                                                       tool_choice, answer, stream):
+    """The call's opening is prefilled after the prompt; the model's continuation completes it
+    (here scripted), and the whole call comes back as tool_calls."""
+    engine = ScriptedEngine(answer)
+    with _client(tmp_path, [tiny_tools_model_dir], engine) as client:
+        r = _chat(client, tiny_tools_model_dir, tool_choice=tool_choice, stream=stream)
+    assert r.status_code == 200, r.text
+    if stream:
+        chunks = [json.loads(x[6:]) for x in r.text.splitlines()
+                  if x.startswith("data: {")]
+        [call] = next(c["choices"][0]["delta"]["tool_calls"] for c in chunks
+                      if c["choices"] and "tool_calls" in c["choices"][0]["delta"])
+        assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    else:
+        [choice] = r.json()["choices"]
+        assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+        [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Oslo"}
+    prompt = load_tokenizer(str(tiny_tools_model_dir)).decode(engine.prompts[-1])
+    opening = ('<tool_call>\n{"name": "' if tool_choice == "required"
+               else '<tool_call>\n{"name": "get_weather", "arguments": ')
+    assert prompt.endswith("<|im_start|>assistant\n" + opening)
+
+
+def test_tool_choice_needs_hermes_calls_and_an_offered_name(tmp_path, tiny_tools_model_dir):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    other = tmp_path / "other-format"  # renders tools, but writes calls as <call> blocks
+    shutil.copytree(tiny_tools_model_dir, other)
+    tok = AutoTokenizer.from_pretrained(other)
+    tok.chat_template = tok.chat_template.replace("tool_call>", "call>")
+    tok.save_pretrained(other)
+    engine = ScriptedEngine("x")
+    with _client(tmp_path / "home", [tiny_tools_model_dir, other], engine) as client:
+        r = _chat(client, other, tool_choice="required")
+        assert r.status_code == 400 and "Hermes <tool_call>" in r.json()["error"]["message"]
+        assert _chat(client, other).status_code == 200  # auto still works there
+        r = _chat(client, tiny_tools_model_dir,
+                  tool_choice={"type": "function", "function": {"name": "send_email"}})
+        assert r.status_code == 400
+        error = r.json()["error"]
+        assert error["param"] == "tool_choice" and "'send_email'" in error["message"]
+        assert "get_weather" in error["message"]
+
+
 @pytest.mark.parametrize("extra, param, words", [
-    ({"tool_choice": "required"}, "tool_choice", "not supported"),
-    ({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}, "tool_choice",
-     "not supported"),
     ({"tools": None, "tool_choice": "auto"}, "tool_choice", "only allowed when 'tools'"),
     ({"tools": [{"type": "function", "function": {"name": "bad name"}}]},
      "tools.0.function.name", ""),

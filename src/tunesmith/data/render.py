@@ -105,6 +105,19 @@ def supports_tools(tokenizer: PreTrainedTokenizerBase) -> bool:
     """Whether the chat template renders tools and tool calls: a probe conversation offering
     one tool and calling another must show both names (ChatML and SmolLM2's template drop
     them; a template that fails on a tool message cannot render them either)."""
+    text = _probe(tokenizer)
+    return text is not None and _PROBE_TOOL in text and _PROBE_CALL in text
+
+
+def writes_hermes_calls(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the template writes an assistant's tool calls as Hermes `<tool_call>` blocks
+    (Qwen2.5, Hermes): the format `serve` parses, and may start for the model."""
+    text = _probe(tokenizer)
+    return text is not None and _PROBE_CALL in text and "<tool_call>" in text
+
+
+def _probe(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """The probe conversation as the template renders it; None if the template fails on it."""
     tools = [{"type": "function", "function": {
         "name": _PROBE_TOOL, "description": "probe", "parameters": {"type": "object"}}}]
     messages = [{"role": "user", "content": "hi"},
@@ -113,10 +126,9 @@ def supports_tools(tokenizer: PreTrainedTokenizerBase) -> bool:
                 {"role": "tool", "content": "ok", "tool_call_id": "call_0"},
                 {"role": "assistant", "content": "done"}]
     try:
-        text = render(tokenizer, [messages], tools=tools)[0]
+        return render(tokenizer, [messages], tools=tools)[0]
     except Exception:  # noqa: BLE001 - any template error means: cannot render tools
-        return False
-    return _PROBE_TOOL in text and _PROBE_CALL in text
+        return None
 
 
 def check_tools(tokenizer: PreTrainedTokenizerBase, examples: list, model_name: str,

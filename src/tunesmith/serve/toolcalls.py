@@ -11,6 +11,12 @@ A block whose JSON does not parse, or lacks a name, stays in the content as text
 sees what the model wrote rather than a call it did not make. An unterminated block (the answer
 hit its token limit) is text too.
 
+`tool_choice` "required" or a named function: the opening of a call is written into the answer
+before the model continues it (prefilled after the prompt), `<tool_call>\n{"name": "` or, for a
+named function, `<tool_call>\n{"name": "get_weather", "arguments": `. The model then writes a
+call (and, for "required", chooses the function), but its JSON is not grammar-constrained: a
+call that does not parse stays text, as above.
+
 Streaming with tools is buffered: the text of a choice is held back until it ends, then sent as
 one chunk with its content and/or its complete `tool_calls` deltas (OpenAI streams the arguments
 in pieces; one piece is a valid stream too). Without tools, streaming is unchanged.
@@ -82,3 +88,21 @@ def stream_delta(text: str) -> tuple[dict, bool]:
     if calls:
         delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(calls)]
     return delta, bool(calls)
+
+
+def forced_call_prefix(tool_choice, tools: list[dict]) -> str:
+    """The text that starts the answer for `tool_choice` ("" for none/auto).
+
+    Raises:
+        ValueError: a named function that is not among `tools`.
+    """
+    if tool_choice in (None, "auto", "none"):
+        return ""
+    if tool_choice == "required":
+        return '<tool_call>\n{"name": "'
+    name = tool_choice.function.get("name") if hasattr(tool_choice, "function") else None
+    offered = {t.get("function", {}).get("name") for t in tools}
+    if not isinstance(name, str) or name not in offered:
+        raise ValueError(f"tool_choice names function {name!r}, which is not among the tools "
+                         f"({', '.join(sorted(n for n in offered if n))}).")
+    return '<tool_call>\n{"name": ' + json.dumps(name) + ', "arguments": '

@@ -2,7 +2,8 @@
 
 With `tools`, the model's template must render them (else a 400 naming the model); generated
 `<tool_call>` blocks become `message.tool_calls` (see `tunesmith.serve.toolcalls`, which also says
-how streaming with tools is buffered).
+how streaming with tools is buffered, and how tool_choice "required" or a named function starts
+the call for the model).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from jinja2 import TemplateError
 
-from tunesmith.data.render import supports_tools
+from tunesmith.data.render import supports_tools, writes_hermes_calls
 from tunesmith.generation import Sampling, Step
 from tunesmith.jobs.models import new_id, now
 from tunesmith.serve import objects
@@ -26,7 +27,7 @@ from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.engine import QueueFull, Row, queue_for
 from tunesmith.serve.errors import APIError, not_found
 from tunesmith.serve.schemas import ChatCompletionCreate
-from tunesmith.serve.toolcalls import chat_message, stream_delta
+from tunesmith.serve.toolcalls import chat_message, forced_call_prefix, stream_delta
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 log = logging.getLogger(__name__)
@@ -96,15 +97,27 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
     key = record.spec if record.kind == "base" else str(settings.home / record.spec)
     messages = [m.template_message() for m in body.messages]
     tools = _offered_tools(body)
+    try:
+        forced = forced_call_prefix(body.tool_choice, tools or [])
+    except ValueError as e:
+        raise APIError(400, str(e), param="tool_choice", code="invalid_value") from e
     loop = asyncio.get_running_loop()
     if tools or any(m.tool_calls or m.role == "tool" for m in body.messages):
         await _require_tool_template(loop, engine, key, body.model,
                                      "tools" if tools else "messages")
+    if forced and not await loop.run_in_executor(None, writes_hermes_calls,
+                                                 engine.tokenizer(key)):
+        raise APIError(400, f"tool_choice {body.tool_choice!r} needs a model whose template "
+                       "writes Hermes <tool_call> blocks (e.g. Qwen2.5-Instruct); "
+                       f"{body.model}'s does not. Use 'auto'.", param="tool_choice",
+                       code="unsupported_value")
     try:
         prompt = await loop.run_in_executor(None, engine.render, key, messages, tools)
     except TemplateError as e:  # e.g. a template that insists on alternating roles
         raise APIError(400, f"The model's chat template refused these messages: {e}",
                        param="messages", code="invalid_messages") from e
+    if forced:  # the call's opening, written for the model (see serve/toolcalls.py)
+        prompt = prompt + engine.tokenizer(key)(forced, add_special_tokens=False)["input_ids"]
     # A request may fill the model's context, or the engine's whole batch budget if smaller.
     context = min(await loop.run_in_executor(None, engine.context_length, key),
                   engine.max_batch_tokens)
@@ -137,7 +150,7 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(_stream(queue, choices, rows, body, meta, len(prompt),
-                                         include_usage, tools is not None),
+                                         include_usage, tools is not None, forced),
                                  media_type="text/event-stream")
     try:
         finished = await _unless_disconnected(request, _drain(queue, choices, rows,
@@ -147,7 +160,7 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
             row.cancelled.set()  # done, failed or abandoned: the engine drops the rows
     if not finished:
         return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
-    answers = [chat_message(c.text, tools is not None) for c in choices]
+    answers = [chat_message(forced + c.text, tools is not None) for c in choices]
     return {**meta, "object": "chat.completion", "choices": [{
         "index": c.index, "message": message,
         "logprobs": {"content": c.logprobs, "refusal": None} if body.logprobs else None,
@@ -173,11 +186,6 @@ def _offered_tools(body: ChatCompletionCreate) -> list[dict] | None:
     if choice is not None and not body.tools:
         raise APIError(400, "'tool_choice' is only allowed when 'tools' are specified.",
                        param="tool_choice", code="invalid_value")
-    if choice not in (None, "auto", "none"):
-        # Honouring these needs constrained decoding, which tunesmith does not do.
-        raise APIError(400, "tool_choice 'required' or a named function is not supported: "
-                       "nothing can force this model to call a tool. Use 'auto' or 'none'.",
-                       param="tool_choice", code="unsupported_value")
     if not body.tools or choice == "none":
         return None
     return [t.model_dump(exclude_none=True) for t in body.tools]
@@ -235,8 +243,10 @@ async def _events(queue: asyncio.Queue, choices: list[_Choice], rows: list[Row],
         yield choice
 
 
-async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage, buffer):
-    """`buffer`: hold each choice's text until it ends, then send it parsed for tool calls."""
+async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage, buffer,
+                  forced=""):
+    """`buffer`: hold each choice's text until it ends, then send it parsed for tool calls
+    (after `forced`, the call's opening the answer was started with)."""
     def chunk(choice_list: list[dict], usage: dict | None = None) -> str:
         data = {**meta, "object": "chat.completion.chunk", "choices": choice_list}
         if include_usage:
@@ -251,7 +261,7 @@ async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage
         async for c in _events(queue, choices, rows, body.logprobs):
             if buffer:
                 if c.finish_reason is not None:
-                    delta, called = stream_delta(c.text)
+                    delta, called = stream_delta(forced + c.text)
                     yield chunk([{"index": c.index, "delta": delta, "logprobs": {
                         "content": c.logprobs, "refusal": None} if body.logprobs else None,
                         "finish_reason": None}])
