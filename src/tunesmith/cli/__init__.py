@@ -56,6 +56,9 @@ def _quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="peft")
     for name in ("httpx", "httpx2", "matplotlib", "filelock", "openai"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # bitsandbytes (imported by PEFT when installed) warns at import on AVX512-BF16 CPUs that
+    # it cannot fetch an optional kernel from the hub; it uses its own kernel then
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging
 

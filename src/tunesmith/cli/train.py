@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
     cfg = result.config
-    kind = f"{cfg.method} DPO" if cfg.loss == "dpo" else f"{cfg.method} fine-tuning"
+    method = "qlora" if cfg.quantize == "4bit" else cfg.method
+    kind = f"{method} DPO" if cfg.loss == "dpo" else f"{method} fine-tuning"
     print(f"\n{kind} of {cfg.model}: {result.steps} steps, "
           f"{result.trained_tokens:,} tokens in {result.seconds:,.0f} s "
           f"({result.tokens_per_s:,.0f} tokens/s)")
