@@ -58,3 +58,33 @@ def test_chat_message_and_stream_delta():
     assert [(c["index"], c["function"]["name"]) for c in delta["tool_calls"]] == [
         (0, "get_weather")]
     assert stream_delta("hello") == ({"content": "hello"}, False)
+
+
+NAMES = frozenset({"get_weather", "get_time"})
+
+
+def test_llama_and_mistral_json_calls_of_offered_tools():
+    llama = '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris"}}'
+    content, [call] = parse_tool_calls(llama, NAMES)
+    assert content is None and call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    assert parse_tool_calls(llama.removeprefix("<|python_tag|>"), NAMES)[1]  # tag optional
+    mistral = ('[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Oslo"}}, '
+               '{"name": "get_time", "arguments": {"zone": "CET"}}]')
+    content, calls = parse_tool_calls(mistral, NAMES)
+    assert content is None and [c["function"]["name"] for c in calls] == ["get_weather",
+                                                                          "get_time"]
+    message, called = chat_message(mistral.removeprefix("[TOOL_CALLS] "), True, NAMES)
+    assert called and len(message["tool_calls"]) == 2
+
+
+def test_json_that_is_not_a_call_of_an_offered_tool_stays_the_answer():
+    for text in ('{"name": "send_email", "parameters": {}}',  # not offered
+                 '{"answer": "positive"}',  # JSON, but no call
+                 '[{"name": "get_weather", "arguments": {}}, {"name": "rm_rf"}]',  # one unknown
+                 'The call would be {"name": "get_weather", "parameters": {}}'):  # not alone
+        assert parse_tool_calls(text, NAMES) == (text, [])
+    # without the offered names (tool_choice none, or no tools) nothing is read as JSON calls
+    plain = '{"name": "get_weather", "parameters": {"city": "Paris"}}'
+    assert parse_tool_calls(plain) == (plain, [])
+    assert chat_message(plain, False, NAMES)[1] is False

@@ -139,6 +139,19 @@ def test_tool_choice_required_or_named_starts_the_call(tmp_path, tiny_tools_mode
     assert prompt.endswith("<|im_start|>assistant\n" + opening)
 
 
+def test_a_llama_style_json_call_of_an_offered_tool_becomes_tool_calls(tmp_path,
+                                                                        tiny_tools_model_dir):
+    engine = ScriptedEngine('{"name": "get_weather", "parameters": {"city": "Oslo"}}')
+    with _client(tmp_path, [tiny_tools_model_dir], engine) as client:
+        [choice] = _chat(client, tiny_tools_model_dir).json()["choices"]
+        assert choice["finish_reason"] == "tool_calls"
+        assert choice["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+        # the same JSON is an answer when the request offers no tools
+        r = client.post("/v1/chat/completions", headers=AUTH, json={
+            "model": str(tiny_tools_model_dir), "messages": HISTORY[:1]})
+        assert r.json()["choices"][0]["message"]["content"].startswith('{"name"')
+
+
 def test_tool_choice_needs_hermes_calls_and_an_offered_name(tmp_path, tiny_tools_model_dir):
     import shutil
 

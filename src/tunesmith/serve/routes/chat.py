@@ -97,6 +97,7 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
     key = record.spec if record.kind == "base" else str(settings.home / record.spec)
     messages = [m.template_message() for m in body.messages]
     tools = _offered_tools(body)
+    names = frozenset(t["function"]["name"] for t in tools or [])
     try:
         forced = forced_call_prefix(body.tool_choice, tools or [])
     except ValueError as e:
@@ -150,7 +151,7 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(_stream(queue, choices, rows, body, meta, len(prompt),
-                                         include_usage, tools is not None, forced),
+                                         include_usage, tools is not None, forced, names),
                                  media_type="text/event-stream")
     try:
         finished = await _unless_disconnected(request, _drain(queue, choices, rows,
@@ -160,7 +161,7 @@ async def chat_completions(body: ChatCompletionCreate, request: Request, setting
             row.cancelled.set()  # done, failed or abandoned: the engine drops the rows
     if not finished:
         return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
-    answers = [chat_message(forced + c.text, tools is not None) for c in choices]
+    answers = [chat_message(forced + c.text, tools is not None, names) for c in choices]
     return {**meta, "object": "chat.completion", "choices": [{
         "index": c.index, "message": message,
         "logprobs": {"content": c.logprobs, "refusal": None} if body.logprobs else None,
@@ -244,7 +245,7 @@ async def _events(queue: asyncio.Queue, choices: list[_Choice], rows: list[Row],
 
 
 async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage, buffer,
-                  forced=""):
+                  forced="", names=frozenset()):
     """`buffer`: hold each choice's text until it ends, then send it parsed for tool calls
     (after `forced`, the call's opening the answer was started with)."""
     def chunk(choice_list: list[dict], usage: dict | None = None) -> str:
@@ -261,7 +262,7 @@ async def _stream(queue, choices, rows, body, meta, prompt_tokens, include_usage
         async for c in _events(queue, choices, rows, body.logprobs):
             if buffer:
                 if c.finish_reason is not None:
-                    delta, called = stream_delta(forced + c.text)
+                    delta, called = stream_delta(forced + c.text, names)
                     yield chunk([{"index": c.index, "delta": delta, "logprobs": {
                         "content": c.logprobs, "refusal": None} if body.logprobs else None,
                         "finish_reason": None}])
