@@ -8,9 +8,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.training.interrupt import dies_after_epoch
 from tunesmith.config import TrainConfig
 from tunesmith.errors import UsageError
-from tunesmith.training import loop as loop_module
 from tunesmith.training import train
 
 
@@ -78,18 +78,8 @@ def test_resume_after_a_kill_reaches_the_same_weights(tiny_model_dir, tiny_data_
     kw = dict(epochs=3, lora_dropout=0.1)  # dropout: the restored RNG state matters
     straight = train(config(tiny_model_dir, tiny_data_dir, tmp_path / "a", **kw))
 
-    real_save = loop_module.save_checkpoint
-
-    def save_then_die(run, epoch, *args, **kwargs):
-        path = real_save(run, epoch, *args, **kwargs)
-        if epoch == 1:
-            raise KeyboardInterrupt  # the process dies right after the first checkpoint
-        return path
-
-    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_after_epoch(monkeypatch, 1):
         train(config(tiny_model_dir, tiny_data_dir, tmp_path / "b", **kw))
-    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
     assert not (tmp_path / "b" / "final").exists()
     resumed = train(config(tiny_model_dir, tiny_data_dir, tmp_path / "b", resume=True, **kw))
     assert resumed.steps == straight.steps == 9

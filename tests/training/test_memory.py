@@ -6,9 +6,9 @@ import pytest
 import torch
 import yaml
 
+from tests.training.interrupt import dies_after_epoch
 from tunesmith.config import TrainConfig
 from tunesmith.errors import UsageError
-from tunesmith.training import loop as loop_module
 from tunesmith.training import memory, train
 
 MB = 2**20
@@ -71,18 +71,8 @@ def test_auto_on_cpu_is_a_step_of_micro_batch_tokens_at_most_a_16th_of_an_epoch(
     longest = saved["batch_tokens"]
     assert 30 < longest < 60 and result.steps >= 2 * 5  # about one example a step
     # --resume keeps the run's number, even where the rule would now give another
-    real_save = loop_module.save_checkpoint
-
-    def save_then_die(run, epoch, *args, **kwargs):
-        path = real_save(run, epoch, *args, **kwargs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_after_epoch(monkeypatch, 1):
         train(config(tiny_model_dir, tiny_data_dir, tmp_path / "b"))
-    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
     assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["batch_tokens"] == longest
     monkeypatch.setattr(memory, "epoch_cap", lambda lengths: 10_000)  # the rule: 4096 now
     resumed = train(config(tiny_model_dir, tiny_data_dir, tmp_path / "b", resume=True))

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.training.interrupt import dies_after_epoch
 from tunesmith.config import TrainConfig
 from tunesmith.errors import UsageError
-from tunesmith.training import loop as loop_module
 from tunesmith.training import train
 
 bnb = pytest.importorskip("bitsandbytes")
@@ -60,18 +60,8 @@ def test_8bit_adamw_keeps_a_quarter_of_the_state_and_learns(tiny_model_dir, tiny
 def test_8bit_adamw_resumes_exactly(tiny_model_dir, tiny_data_dir, tmp_path, monkeypatch):
     kw = {"method": "full", "optimizer": "adamw-8bit"}
     straight = train(config(tiny_model_dir, tiny_data_dir, tmp_path / "a", **kw))
-    real_save = loop_module.save_checkpoint
-
-    def save_then_die(run, epoch, *args, **kwargs):
-        path = real_save(run, epoch, *args, **kwargs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_after_epoch(monkeypatch, 1):
         train(config(tiny_model_dir, tiny_data_dir, tmp_path / "b", **kw))
-    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
     resumed = train(config(tiny_model_dir, tiny_data_dir, tmp_path / "b", resume=True, **kw))
     assert resumed.steps == straight.steps
     a = load_file(tmp_path / "a" / "final" / "model.safetensors")

@@ -127,12 +127,12 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     lengths = [len(x.input_ids) for x in train_items]  # what steps and packing are planned by
     # --batch-tokens auto: a resumed run keeps its number; a CUDA run measures it once the
     # model is built (below); on CPU it is --micro-batch-tokens
+    saved_tokens = saved_batch_tokens(run) if config.resume else None
     auto_tokens = None
     if config.batch_tokens == "auto":
-        auto_tokens = (saved_batch_tokens(run) if config.resume else None) or min(
-            config.micro_batch_tokens, memory.epoch_cap(lengths))
-    measure_tokens = (config.batch_tokens == "auto" and info.device.type == "cuda"
-                      and not (config.resume and saved_batch_tokens(run)))
+        auto_tokens = saved_tokens or min(config.micro_batch_tokens, memory.epoch_cap(lengths))
+    measure_tokens = (config.batch_tokens == "auto" and not saved_tokens
+                      and info.device.type == "cuda")
     cfg = config.resolve(len(train_items), lengths, auto_tokens)
     if isinstance(objective, PreferenceObjective):
         objective.beta = cfg.beta
