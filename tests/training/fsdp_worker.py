@@ -1,5 +1,5 @@
-"""Run by torchrun from test_fsdp.py: train with FSDP2 (or, with WORLD_SIZE 1, alone), pausing
-at step 3 when asked; rank 0 writes the final weights' digest."""
+"""Run by torchrun from test_fsdp.py: train with FSDP2 (or DDP, or, with WORLD_SIZE 1, alone),
+pausing at step 3 when asked; rank 0 writes the final weights' digest."""
 
 import hashlib
 import os
@@ -10,6 +10,7 @@ from tunesmith.training import train
 from tunesmith.training.hooks import TrainHooks, TrainingPaused
 
 mode, method, model, data, out = sys.argv[1:6]
+distributed = sys.argv[6] if len(sys.argv) > 6 else "fsdp"
 calls = {"n": 0}
 
 
@@ -20,7 +21,7 @@ def pause_at_3() -> bool:
 
 config = TrainConfig(train_file=f"{data}/train.jsonl", val_file=f"{data}/validation.jsonl",
                      out=out, model=model, epochs=2, batch_size=4, quiet=True, precision="fp32",
-                     method=method, lr=1e-3, distributed="fsdp", resume=mode == "resume")
+                     method=method, lr=1e-3, distributed=distributed, resume=mode == "resume")
 try:
     train(config, TrainHooks(should_pause=pause_at_3))
 except TrainingPaused:
@@ -28,7 +29,7 @@ except TrainingPaused:
 if os.environ.get("RANK", "0") == "0":
     from safetensors.torch import load_file
 
-    name = "adapter_model" if method == "lora" else "model"
+    name = "adapter_model" if method in ("lora", "dpo") else "model"
     weights = load_file(f"{out}/final/{name}.safetensors")
     digest = hashlib.sha256()
     for key in sorted(weights):

@@ -16,12 +16,13 @@ from tests.conftest import REPO
 WORKER = str(Path(__file__).with_name("fsdp_worker.py"))
 
 
-def launch(procs: int, mode: str, method: str, model, data, out: Path, port: int) -> None:
+def launch(procs: int, mode: str, method: str, model, data, out: Path, port: int,
+           distributed: str = "fsdp") -> None:
     cmd = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
             "--master_port", str(port), WORKER] if procs > 1 else [sys.executable, WORKER])
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*cmd, mode, method, str(model), str(data), str(out)], env=env,
-                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    proc = subprocess.run([*cmd, mode, method, str(model), str(data), str(out), distributed],
+                          env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
@@ -54,3 +55,32 @@ def test_fsdp_two_processes_match_one_and_resume_exactly(tiny_model_dir, tiny_da
     assert (tmp_path / "paused" / "digest.txt").read_text() == \
         (tmp_path / "two" / "digest.txt").read_text()
     assert losses(tmp_path / "paused") == pytest.approx(two, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_full_dpo_on_two_processes_matches_one(tiny_model_dir, tmp_path):
+    """DPO's reference pass and steps under FSDP (and DDP): the same losses and weights as one
+    process, and a paused and resumed FSDP run ends where one never paused does."""
+    data = tmp_path / "pref"
+    data.mkdir()
+    rows = [{"input": {"messages": [{"role": "user", "content": f"Say hello to {n} ({i})"}]},
+             "preferred_output": [{"role": "assistant", "content": f"Hello {n}, welcome!"}],
+             "non_preferred_output": [{"role": "assistant", "content": "No. Go away."}]}
+            for i, n in enumerate(["Ana", "Bo", "Cy", "Di", "Ed", "Flo", "Gus"] * 2)]
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:9]))
+    (data / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[9:]))
+    launch(1, "straight", "full-dpo", tiny_model_dir, data, tmp_path / "one", 29650)
+    launch(2, "straight", "full-dpo", tiny_model_dir, data, tmp_path / "two", 29651)
+    launch(2, "straight", "full-dpo", tiny_model_dir, data, tmp_path / "ddp", 29652, "ddp")
+    one = losses(tmp_path / "one")
+    assert len(one) == 6  # 9 pairs, batch 4, 2 epochs
+    for other in ("two", "ddp"):
+        assert max(abs(a - b) for a, b in zip(one, losses(tmp_path / other))) < 1e-4, other
+    a = load_file(tmp_path / "one" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "final" / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    launch(2, "pause", "full-dpo", tiny_model_dir, data, tmp_path / "paused", 29653)
+    launch(2, "resume", "full-dpo", tiny_model_dir, data, tmp_path / "paused", 29654)
+    assert (tmp_path / "paused" / "digest.txt").read_text() == \
+        (tmp_path / "two" / "digest.txt").read_text()

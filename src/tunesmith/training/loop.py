@@ -142,10 +142,10 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     # ---- model, method, optimizer, schedule ------------------------------------------------
     numerics = Numerics.of(cfg.precision, info.device)
     fsdp = cfg.distributed == "fsdp" and info.world > 1
-    if fsdp and (cfg.loss == "dpo" or cfg.head != "lm" or cfg.tune or cfg.quantize != "none"
+    if fsdp and (cfg.head != "lm" or cfg.tune or cfg.quantize != "none"
                  or cfg.optimizer != "adamw"):
-        raise UsageError("--distributed fsdp trains supervised LM runs with AdamW (not DPO, "
-                         "--head, --tune, --quantize or --optimizer adamw-8bit yet); use "
+        raise UsageError("--distributed fsdp trains language-model runs (SFT or DPO) with AdamW "
+                         "(not --head, --tune, --quantize or --optimizer adamw-8bit yet); use "
                          "--distributed ddp for those.")
     model = trainable_model(cfg, start, objective, info.device, numerics, fsdp=fsdp)
     loss_fn: torch.nn.Module = objective.loss(model)
@@ -207,9 +207,9 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
 
     # ---- DPO's reference: the starting model's log-probabilities, computed once -------------
     if isinstance(objective, PreferenceObjective):
-        run_reference(run, loss_fn, train_items, val_items, resuming=resume_from is not None,
+        run_reference(run, eval_fn, train_items, val_items, resuming=resume_from is not None,
                       pack=cfg.pack, max_tokens=cfg.micro_batch_tokens, pad_id=pad_id,
-                      autocast=autocast, info=info)
+                      autocast=autocast, info=info, sharded=fsdp)
 
     def record(entry: dict) -> None:
         if metrics is not None:

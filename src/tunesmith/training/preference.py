@@ -199,10 +199,12 @@ class PreferenceObjective:
 @torch.no_grad()
 def reference_logps(loss_fn: DPOLoss, pairs: list[Pair], packed: bool, max_tokens: int,
                     pad_id: int, device: torch.device, autocast=contextlib.nullcontext,
-                    shard: tuple[int, int] = (0, 1)) -> list[float]:
+                    shard: tuple[int, int] = (0, 1), passes=None) -> list[float]:
     """Each pair's two sequence log-probabilities under the model as it is now (2 per pair,
     flattened); with `shard` = (rank, world) a process computes every world-th pair and leaves
-    zeros elsewhere (sum over processes to combine)."""
+    zeros elsewhere (sum over processes to combine). `passes(n)`: how many passes to run for
+    this process's n (FSDP: the most any process runs, since every pass is a collective; the
+    extra ones repeat the last and count nothing)."""
     rank, world = shard
     out = [0.0] * (2 * len(pairs))
     mine = list(range(rank, len(pairs), world))
@@ -210,11 +212,15 @@ def reference_logps(loss_fn: DPOLoss, pairs: list[Pair], packed: bool, max_token
     loss_fn.eval()
     # Group by length so a pass holds pairs of similar size; the order is restored by index.
     budget = max(max_tokens, max((len(pairs[i].input_ids) for i in mine), default=0))
-    for group in pack([len(pairs[i].input_ids) for i in mine], budget):
-        chosen = [mine[k] for k in group]
-        pb = collate_pairs([pairs[i] for i in chosen], packed, pad_id).to(device)
+    groups = [[mine[k] for k in g] for g in pack([len(pairs[i].input_ids) for i in mine], budget)]
+    total = passes(len(groups)) if passes else len(groups)
+    for k in range(total):
+        chosen = groups[min(k, len(groups) - 1)] if groups else [0]  # 0: a pass that counts
+        pb = collate_pairs([pairs[i] for i in chosen], packed, pad_id).to(device)  # nothing
         with autocast():
             logps = loss_fn.sequence_logps(pb).float().cpu().tolist()
+        if k >= len(groups):
+            continue
         for j, i in enumerate(chosen):
             out[2 * i], out[2 * i + 1] = logps[2 * j], logps[2 * j + 1]
     loss_fn.train(was_training)
@@ -245,7 +251,7 @@ def load_reference(run: Path, n_train: int, n_valid: int) -> tuple[list[float], 
 
 def run_reference(run: Path, loss_fn: DPOLoss, train: list[Pair], valid: list[Pair], *,
                   resuming: bool, pack: bool, max_tokens: int, pad_id: int, autocast,
-                  info) -> None:
+                  info, sharded: bool = False) -> None:
     """Attach the reference log-probabilities to a run's pairs: computed with the model as it
     starts (each process its share, summed) and saved in RUN/reference.pt, or, for a resumed
     run, read back from there."""
@@ -257,9 +263,10 @@ def run_reference(run: Path, loss_fn: DPOLoss, train: list[Pair], valid: list[Pa
             raise UsageError(f"--resume: {run / REFERENCE_FILE} (the reference model's "
                              "log-probabilities) is missing; start the run again.")
         t0 = time.perf_counter()
+        passes = (lambda n: D.all_reduce_max(n, info)) if sharded else None
         saved = tuple(D.all_reduce_sum(
             reference_logps(loss_fn, items, pack, max_tokens, pad_id, info.device, autocast,
-                            (info.rank, info.world)), info)
+                            (info.rank, info.world), passes), info)
             for items in (train, valid))
         if info.main:
             run.mkdir(parents=True, exist_ok=True)

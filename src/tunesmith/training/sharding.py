@@ -31,6 +31,10 @@ def shard(loss_fn: nn.Module, model: nn.Module, device: torch.device, world: int
     for layer in decoder_layers(model):
         fully_shard(layer, mesh=mesh)
     fully_shard(loss_fn, mesh=mesh)
+    if hasattr(loss_fn, "sequence_logps"):  # DPO's reference pass calls it instead of forward
+        from torch.distributed.fsdp import register_fsdp_forward_method
+
+        register_fsdp_forward_method(loss_fn, "sequence_logps")
     return loss_fn
 
 
