@@ -198,9 +198,9 @@ class TrainConfig:
         if self.batch_tokens != "auto" and (not isinstance(self.batch_tokens, int)
                                             or self.batch_tokens < 0):
             problems.append("--batch-tokens must be 'auto' or a non-negative integer")
-        if self.batch_tokens == "auto" and (self.loss == "dpo" or self.distributed == "fsdp"):
-            problems.append("--batch-tokens auto measures supervised passes of one process: "
-                            "give DPO and --distributed fsdp a number")
+        if self.batch_tokens == "auto" and self.distributed == "fsdp":
+            problems.append("--batch-tokens auto measures the passes of one process: give "
+                            "--distributed fsdp a number")
         if self.eval_every < 0 or self.eval_examples < 1:
             problems.append("--eval-every must be >= 0 and --eval-examples >= 1")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:

@@ -126,11 +126,50 @@ def test_measuring_runs_real_passes_and_frees_their_gradients(tiny_model_dir, ti
     assert all(0 < measured[n] <= n for n in measured)  # whole examples up to the size
 
 
-def test_auto_is_refused_for_dpo_and_fsdp():
-    with pytest.raises(UsageError, match="batch-tokens auto"):
-        TrainConfig(train_file="x", method="dpo", batch_tokens="auto")
+def test_auto_is_refused_for_fsdp():
     with pytest.raises(UsageError, match="batch-tokens auto"):
         TrainConfig(train_file="x", distributed="fsdp", batch_tokens="auto")
+
+
+def test_dpo_measures_passes_of_whole_pairs(tiny_model_dir, tmp_path, monkeypatch):
+    """DPO's passes hold both answers of each pair; the measurement runs them before the
+    reference log-probabilities exist (they are zeros then, which costs the same memory)."""
+    import json
+
+    from tunesmith.data.formats import read_dataset
+    from tunesmith.modeling import load_model, load_tokenizer
+    from tunesmith.training.preference import PreferenceObjective
+
+    rows = [{"input": {"messages": [{"role": "user", "content": f"Greet {n}"}]},
+             "preferred_output": [{"role": "assistant", "content": f"Hello {n}!"}],
+             "non_preferred_output": [{"role": "assistant", "content": "No."}]}
+            for n in ("Ana", "Bo", "Cy", "Di", "Ed", "Flo", "Gus", "Hal") * 5]  # 1/16: 2+ pairs
+    (tmp_path / "pref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tok = load_tokenizer(str(tiny_model_dir))
+    objective = PreferenceObjective(0.1)
+    pairs = [objective.tokenize(tok, e, 1024)
+             for e in read_dataset(tmp_path / "pref.jsonl").examples]
+    lengths = [len(p.input_ids) for p in pairs]
+    model = load_model(str(tiny_model_dir))
+    loss_fn = objective.loss(model)
+    params = list(model.parameters())
+    pairs_seen = []
+    real = objective.batches
+
+    def counting(chosen, pack, tokens, pad_id):
+        batches = real(chosen, pack, tokens, pad_id)
+        pairs_seen.append(sum(b.n_pairs for b in batches))
+        return batches
+
+    monkeypatch.setattr(objective, "batches", counting)
+    monkeypatch.setattr(memory, "cuda_pass_peak", lambda run_pass, device: lambda n: (
+        run_pass(n), 1000 * pairs_seen[-1])[1])
+    monkeypatch.setattr(memory, "cuda_budget", lambda device, optimizer: 2500)  # 2 pairs fit
+    cfg = TrainConfig(train_file="x", method="dpo").resolve(len(pairs), lengths)
+    tokens = memory.measure_batch_tokens(loss_fn, objective, pairs, lengths, params, cfg,
+                                         torch.device("cpu"), contextlib.nullcontext, 0)
+    assert tokens == 2 * max(lengths) and pairs_seen[:2] == [1, 2]
+    assert all(p.grad is None for p in params)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="measures a GPU's memory")
