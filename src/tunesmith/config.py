@@ -46,7 +46,7 @@ class TrainConfig:
     `full-dpo` learn preferences from a preference file (DPO; the same as `--loss dpo`)."""
     quantize: Quantize = "none"
     """`4bit` holds the frozen base weights of a LoRA run in 4 bits (NF4 with double
-    quantization, QLoRA; needs bitsandbytes): an 8B base takes ~5.5 GB instead of 16 GB."""
+    quantization, QLoRA; needs bitsandbytes): a Llama-3-8B base takes ~5.7 GB, not 16 GB."""
     loss: Loss = "sft"
     """`sft` learns the answers (supervised); `dpo` learns which of two answers is preferred
     (Direct Preference Optimization, OpenAI's `dpo` method) from preference-format data."""

@@ -4,11 +4,11 @@ al. 2023: NF4 weights, double-quantized block scales, matmuls in the compute dty
     --method qlora            LoRA on a 4-bit base (the same as --method lora --quantize 4bit)
     --method dpo --quantize 4bit
 
-An 8B base takes ~5.5 GB instead of 16 GB (bf16). Only the linear layers inside the decoder are
-quantized; the embeddings, the output layer and a task head stay in the weights' dtype. The
-adapter is saved as any LoRA adapter: `eval`, `serve` and `export` apply it to the base model
-at full precision, as the QLoRA paper's adapters are used (a small mismatch with the 4-bit base
-it was trained against). Needs bitsandbytes (CUDA; CPU from bitsandbytes 0.49).
+A Llama-3-8B base takes ~5.7 GB instead of 16 GB (bf16). Only the linear layers inside the
+decoder are quantized; the embeddings, the output layer and a task head stay in the weights'
+dtype. The adapter is saved as any LoRA adapter: `eval`, `serve` and `export` apply it to the
+base model at full precision, as the QLoRA paper's adapters are used (a small mismatch with the
+4-bit base it was trained against). Needs bitsandbytes (CUDA; CPU from bitsandbytes 0.49).
 """
 
 from __future__ import annotations
