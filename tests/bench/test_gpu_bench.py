@@ -16,7 +16,7 @@ def test_gpu_bench_smoke_runs_every_configuration_in_both_tools(tmp_path):
     proc = subprocess.run(
         [sys.executable, "bench/gpu_bench.py", "--device", "cpu", "--sizes", "tiny", "--steps",
          "2", "--methods", "lora,qlora,full", "--folder", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
              "TUNESMITH_HOME": str(tmp_path / "home")})
     assert proc.returncode == 0, proc.stderr[-3000:]
