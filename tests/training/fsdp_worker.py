@@ -11,6 +11,7 @@ from tunesmith.training.hooks import TrainHooks, TrainingPaused
 
 mode, method, model, data, out = sys.argv[1:6]
 distributed = sys.argv[6] if len(sys.argv) > 6 else "fsdp"
+head = sys.argv[7] if len(sys.argv) > 7 else "lm"
 calls = {"n": 0}
 
 
@@ -21,7 +22,8 @@ def pause_at_3() -> bool:
 
 config = TrainConfig(train_file=f"{data}/train.jsonl", val_file=f"{data}/validation.jsonl",
                      out=out, model=model, epochs=2, batch_size=4, quiet=True, precision="fp32",
-                     method=method, lr=1e-3, distributed=distributed, resume=mode == "resume")
+                     method=method, lr=1e-3, distributed=distributed, resume=mode == "resume",
+                     head=head)
 try:
     train(config, TrainHooks(should_pause=pause_at_3))
 except TrainingPaused:

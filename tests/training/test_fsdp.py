@@ -17,11 +17,12 @@ WORKER = str(Path(__file__).with_name("fsdp_worker.py"))
 
 
 def launch(procs: int, mode: str, method: str, model, data, out: Path, port: int,
-           distributed: str = "fsdp") -> None:
+           distributed: str = "fsdp", head: str = "lm") -> None:
     cmd = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
             "--master_port", str(port), WORKER] if procs > 1 else [sys.executable, WORKER])
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*cmd, mode, method, str(model), str(data), str(out), distributed],
+    proc = subprocess.run([*cmd, mode, method, str(model), str(data), str(out), distributed,
+                           head],
                           env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -84,3 +85,22 @@ def test_full_dpo_on_two_processes_matches_one(tiny_model_dir, tmp_path):
     launch(2, "resume", "full-dpo", tiny_model_dir, data, tmp_path / "paused", 29654)
     assert (tmp_path / "paused" / "digest.txt").read_text() == \
         (tmp_path / "two" / "digest.txt").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_classifier_head_on_two_processes_matches_one(tiny_model_dir, tiny_data_dir, tmp_path,
+                                                        method):
+    port = 29670 if method == "full" else 29680
+    for procs, name in ((1, "one"), (2, "two")):
+        launch(procs, "straight", method, tiny_model_dir, tiny_data_dir, tmp_path / name,
+               port + procs, head="classifier")
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == 6
+    assert max(abs(a - b) for a, b in zip(one, two)) < 1e-4, (one, two)
+    from tunesmith.training.objectives import load_head_model
+
+    a, _ = load_head_model(tmp_path / "one" / "final")
+    b, _ = load_head_model(tmp_path / "two" / "final")
+    for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(y.float(), x.float(), rtol=1e-3, atol=1e-4, msg=k)

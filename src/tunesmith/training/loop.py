@@ -142,10 +142,9 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     # ---- model, method, optimizer, schedule ------------------------------------------------
     numerics = Numerics.of(cfg.precision, info.device)
     fsdp = cfg.distributed == "fsdp" and info.world > 1
-    if fsdp and (cfg.head != "lm" or cfg.tune or cfg.quantize != "none"
-                 or cfg.optimizer != "adamw"):
-        raise UsageError("--distributed fsdp trains language-model runs (SFT or DPO) with AdamW "
-                         "(not --head, --tune, --quantize or --optimizer adamw-8bit yet); use "
+    if fsdp and (cfg.tune or cfg.quantize != "none" or cfg.optimizer != "adamw"):
+        raise UsageError("--distributed fsdp trains with AdamW on unquantized weights (not "
+                         "--tune, --quantize or --optimizer adamw-8bit yet); use "
                          "--distributed ddp for those.")
     model = trainable_model(cfg, start, objective, info.device, numerics, fsdp=fsdp)
     loss_fn: torch.nn.Module = objective.loss(model)
