@@ -273,7 +273,8 @@ class ResolvedConfig(TrainConfig):
     """Which fields were "auto" before resolving."""
 
     RUN_DEFINING = ("train_file", "val_file", "model", "method", "quantize", "optimizer", "loss",
-                    "beta", "head", "epochs", "batch_size", "batch_tokens", "lr", "max_seq_len", "pack", "schedule", "warmup_ratio", "weight_decay",
+                    "beta", "head", "epochs", "batch_size", "batch_tokens", "lr", "max_seq_len",
+                    "pack", "schedule", "warmup_ratio", "weight_decay",
                     "max_grad_norm", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
                     "seed", "n_train")
     """Fields a resumed run must share with the run it continues."""

@@ -136,6 +136,7 @@ def remove_stale_temps(run: Path) -> None:
         for p in folder.glob(".*.tmp"):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
+
 @dataclass
 class Progress:
     """Where a run stands: what a checkpoint's state.json restores."""
@@ -188,12 +189,10 @@ def save_final(final: Path, model: torch.nn.Module, tokenizer, cfg: ResolvedConf
         (tmp / "tunesmith.json").write_text(json.dumps(meta, indent=2))
 
 
-
 def saved_batch_tokens(run: Path) -> int | None:
     """The tokens a step of the run in `run` took (what --batch-tokens auto chose), if any."""
     saved = run / "config.yaml"
     return (load_config(saved).get("batch_tokens") or None) if saved.is_file() else None
-
 
 
 def resume_point(run: Path, cfg: ResolvedConfig) -> Path | None:

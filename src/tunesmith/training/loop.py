@@ -153,8 +153,8 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     autocast = numerics.autocast(info.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if measure_tokens:
-        tokens = memory.measure_batch_tokens(loss_fn, objective, train_items, lengths, params, cfg,
-                                       info.device, autocast, pad_id)
+        tokens = memory.measure_batch_tokens(loss_fn, objective, train_items, lengths, params,
+                                             cfg, info.device, autocast, pad_id)
         tokens = -D.all_reduce_max(-tokens, info)  # what fits on every process
         cfg = config.resolve(len(train_items), lengths, tokens)
         log.info("--batch-tokens auto: %d tokens fit one pass on %s", tokens, info.device)
@@ -369,7 +369,7 @@ def train(config: TrainConfig, hooks: TrainHooks | None = None) -> TrainResult:
     gathered = gather()
     if info.main:
         save_final(final, model, tokenizer, cfg, objective.meta(),
-                    gathered[0] if gathered else None)
+                   gathered[0] if gathered else None)
     D.barrier(info)
     D.cleanup()
     final_valid = next((r["full_valid_loss"] for r in reversed(metrics.records)

@@ -15,12 +15,9 @@ it: a step is one pass); `--resume` reuses it rather than measuring again.
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Callable
 
 import torch
-
-log = logging.getLogger(__name__)
 
 HEADROOM = 0.9
 """Fraction of the device's memory a step may use (the allocator fragments the rest)."""
@@ -57,8 +54,8 @@ def fit_tokens(measure: Callable[[int], int], *, unit: int, budget: int, cap: in
 def optimizer_state_bytes(params: list[torch.Tensor], optimizer: str) -> int:
     """What the optimizer will hold once it has stepped: AdamW's two moments a parameter, in
     the parameter's dtype (fp32 or, under bf16-true, bf16), or one byte each (8-bit)."""
-    per_moment = {"adamw-8bit": lambda p: 1}.get(optimizer, lambda p: p.element_size())
-    return sum(2 * p.numel() * per_moment(p) for p in params)
+    eight_bit = optimizer == "adamw-8bit"
+    return sum(2 * p.numel() * (1 if eight_bit else p.element_size()) for p in params)
 
 
 def cuda_pass_peak(run_pass: Callable[[int], None], device: torch.device) -> Callable[[int], int]:
