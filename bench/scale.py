@@ -29,7 +29,7 @@ from tunesmith.data.packing import pack
 from tunesmith.data.render import tokenize_example
 from tunesmith.data.tokencache import tokenize_many
 from tunesmith.modeling import load_tokenizer
-from tunesmith.training.steps import epoch_steps
+from tunesmith.data.steps import epoch_steps
 mode, path = sys.argv[1], sys.argv[2]
 tok = load_tokenizer("smollm2-135m-instruct")
 t1 = time.perf_counter()

@@ -54,8 +54,8 @@ def _make_adapters(home: Path) -> list[str]:
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from tunesmith.jobs.database import open_store
     from tunesmith.jobs.models import ModelRecord
-    from tunesmith.jobs.store import open_store
     from tunesmith.modeling import DEFAULT_MODEL, load_model
 
     store = open_store(str(home / "tunesmith.db"))

@@ -158,7 +158,7 @@ def main() -> None:
         return
     import torch
 
-    from tunesmith.training.distributed import supports_bf16
+    from tunesmith.modeling import supports_bf16
 
     peaks = {"fp32": matmul_peak("fp32"), "bf16": matmul_peak("bf16")}
     ts_dtype = "bf16" if supports_bf16(torch.device("cpu")) else "fp32"

@@ -25,9 +25,9 @@ PACKAGE = "tunesmith"
 LAYERS: list[list[str]] = [
     ["tunesmith.errors", "tunesmith.atomic", "tunesmith.home", "tunesmith.outputs",
      "tunesmith.hparams", "tunesmith.samples"],
-    ["tunesmith.data.steps", "tunesmith.config"],
     ["tunesmith.data", "tunesmith.pricing", "tunesmith.cost", "tunesmith.shutdowns"],
     ["tunesmith.modeling", "tunesmith.heads", "tunesmith.generation", "tunesmith.export"],
+    ["tunesmith.config"],
     ["tunesmith.training", "tunesmith.prompting", "tunesmith.endpoints", "tunesmith.audit"],
     ["tunesmith.evaluation"],
     ["tunesmith.report"],

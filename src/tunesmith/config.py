@@ -1,4 +1,5 @@
-"""Typed configuration of a training run: every knob in one place, with its unit and its check.
+"""Typed configuration: every knob of a training run in one place, with its unit and its check,
+and the one vocabulary of approaches (`--method`) every command and the service share.
 
 `TrainConfig` holds what the user asked for ("auto" allowed); `resolve()` turns it into concrete
 numbers for a data set of a given size. The resolved config is what `RUN/config.yaml` records,
@@ -14,18 +15,200 @@ from typing import Any, Literal, get_args
 
 import yaml
 
+from tunesmith.data.steps import epoch_steps
+from tunesmith.data.tasks import task_kind
 from tunesmith.errors import UsageError
 from tunesmith.hparams import DEFAULT_BETA, auto_batch_size, auto_epochs, auto_learning_rate
 from tunesmith.modeling import DEFAULT_MODEL
 
-Method = Literal["lora", "full", "qlora", "dpo", "full-dpo"]
+MethodName = Literal["lora", "full", "qlora", "dpo", "full-dpo", "lora-head", "full-head",
+                     "supervised"]
+Method = Literal["lora", "full"]
 Loss = Literal["sft", "dpo"]
-Head = Literal["lm", "classifier", "token"]
+Head = Literal["lm", "classifier", "token", "task"]
 Precision = Literal["auto", "fp32", "bf16", "bf16-true"]
 Optimizer = Literal["adamw", "adamw-8bit"]
 Quantize = Literal["none", "4bit"]
 Schedule = Literal["cosine", "linear", "constant"]
 TrackerName = Literal["tensorboard", "mlflow", "wandb"]
+Selection = Literal["stratified", "similar"]
+"""How shots are chosen: one fixed, seeded, stratified set; or per input, the nearest ones."""
+Instruction = Literal["own", "labels", "none"]
+"""The system message of a prompt: the data set's own, one listing the labels, or none."""
+
+
+# ---- approaches: one vocabulary for train, compare, curve and the service ----------------------
+
+
+@dataclass(frozen=True)
+class Approach:
+    """What an approach name means: which weights train, what they learn, on what base."""
+
+    name: str
+    method: Method
+    """`lora` (adapters, PEFT) or `full` (every weight)."""
+    head: Literal["lm", "task"] = "lm"
+    """`lm`: the answer as text; `task`: the head the data's task takes (`head_for`)."""
+    loss: Loss = "sft"
+    quantize: Quantize = "none"
+
+    def head_for(self, task: str) -> Literal["lm", "classifier", "token"]:
+        """The output head this approach trains on `task` data.
+
+        Raises:
+            UsageError: a head approach on a task without a head (chat).
+        """
+        if self.head == "lm":
+            return "lm"
+        head = task_kind(task).head
+        if head is None:
+            raise UsageError(f"--method {self.name}: a {task} task has no head; use lora or "
+                             "full.")
+        return head
+
+    def check_prepared(self, task: str) -> None:
+        """That this approach trains on a `data prepare` folder of `task` data (its chat
+        examples), as `compare` and `curve` train it.
+
+        Raises:
+            UsageError: a head for a task without one, or DPO (it needs preference rows).
+        """
+        self.head_for(task)
+        if self.loss == "dpo":
+            raise UsageError(f"--method {self.name} learns from preference rows; a `data prepare` "
+                             "folder holds chat examples. Train it with `tunesmith train --method "
+                             f"{self.name} --train PREFERENCES.jsonl`.")
+
+
+APPROACHES: dict[str, tuple[Approach, str]] = {
+    "lora": (Approach("lora", "lora"), "LoRA adapters (PEFT) learn the answers as text"),
+    "full": (Approach("full", "full"), "every weight learns the answers as text"),
+    "qlora": (Approach("qlora", "lora", quantize="4bit"),
+              "LoRA on a 4-bit base (QLoRA; needs bitsandbytes)"),
+    "dpo": (Approach("dpo", "lora", loss="dpo"),
+            "LoRA adapters learn which of two answers is preferred (DPO; preference rows)"),
+    "full-dpo": (Approach("full-dpo", "full", loss="dpo"), "every weight learns preferences (DPO)"),
+    "lora-head": (Approach("lora-head", "lora", head="task"),
+                  "LoRA plus a task head: a classifier (classification) or a BIO tagger (NER)"),
+    "full-head": (Approach("full-head", "full", head="task"), "every weight plus a task head"),
+    "supervised": (Approach("supervised", "lora"),
+                   "OpenAI's name for supervised fine-tuning: lora here"),
+}
+assert tuple(APPROACHES) == get_args(MethodName)
+METHOD_HELP = "; ".join(f"`{name}`: {text}" for name, (_, text) in APPROACHES.items())
+"""The approaches, listed once for every command's help."""
+
+
+def parse_method(name: str) -> Approach:
+    """The approach an approach name stands for (any of APPROACHES).
+
+    Raises:
+        UsageError: an unknown name.
+    """
+    entry = APPROACHES.get(name)
+    if entry is None:
+        raise UsageError(f"--method must be one of {', '.join(APPROACHES)}, not {name!r}")
+    return entry[0]
+
+
+def parse_methods(text: str) -> list[str]:
+    """`lora,lora-head` -> ["lora", "lora-head"] (each checked, duplicates dropped)."""
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise UsageError(f"--method takes a list of {', '.join(APPROACHES)}")
+    for name in names:
+        parse_method(name)
+    return list(dict.fromkeys(names))
+
+
+Shots = list[int | Literal["auto"]]
+
+
+def parse_shots(text: str) -> Shots:
+    """The one `--shots` grammar: comma-separated shot counts and `auto` (the prompt chosen on
+    the validation split), each a prompting row: `0,5,auto` -> [0, 5, "auto"]. Numbers come out
+    ascending, then `auto`, each once.
+
+    Raises:
+        UsageError: anything but non-negative integers and `auto`.
+    """
+    items = [x.strip() for x in str(text).split(",") if x.strip()]
+    try:
+        shots = [x if x == "auto" else int(x) for x in items]
+    except ValueError:
+        raise UsageError("--shots takes shot counts and auto, like 0,5,auto") from None
+    if not shots or any(k != "auto" and k < 0 for k in shots):
+        raise UsageError("--shots takes non-negative shot counts and auto, like 0,5,auto")
+    numbers = sorted({int(k) for k in shots if k != "auto"})
+    return numbers + (["auto"] if "auto" in shots else [])
+
+
+def shots_label(shots: int | str) -> str:
+    """A prompting row's name: `zero-shot`, `5-shot`, `best prompt`."""
+    if shots == "auto":
+        return "best prompt"
+    return f"{shots}-shot" if shots else "zero-shot"
+
+
+# ---- options shared by the commands that evaluate ------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class EndpointOptions:
+    """How endpoint models (`openai:NAME`) are reached: `eval`, `compare` and the studies."""
+
+    base_url: str | None = field(default=None, metadata={"metavar": "URL"})
+    """OpenAI-compatible API URL, up to /v1 (default: $OPENAI_BASE_URL, else OpenAI's)."""
+    api_key_env: str | None = field(default=None, metadata={"metavar": "VAR"})
+    """Environment variable holding the API key (default: OPENAI_API_KEY); the key is never
+    printed or stored."""
+    concurrency: int = field(default=8, metadata={"metavar": "N", "low": 1, "high": 256})
+    """Requests in flight at once."""
+    use_cache: bool = field(default=True, metadata={"flag": "--no-cache"})
+    """Ask the endpoint again instead of reusing cached responses
+    ($TUNESMITH_HOME/cache/endpoints)."""
+
+    ENDPOINT_FIELDS = ("base_url", "api_key_env", "concurrency", "use_cache")
+
+
+SEARCH_EXAMPLES = 200
+"""Validation examples each prompt candidate is scored on, by default: enough to rank prompts that
+differ by a few points, and a bounded cost (about 12 evaluations) on large validation splits."""
+
+
+@dataclass(kw_only=True)
+class EvalConfig(EndpointOptions):
+    """`tunesmith eval`: one model on a task's test data, under one or more prompts."""
+
+    model: str = DEFAULT_MODEL
+    """Model spec, a run folder (its final/), or openai:NAME."""
+    data: str = field(default="", metadata={"metavar": "FILE|DIR", "required": True})
+    """A prepared folder (its test.jsonl) or a data file."""
+    shots: Shots = field(default_factory=lambda: [0],
+                         metadata={"parse": parse_shots, "metavar": "K[,K...|auto]"})
+    """Few-shot examples from the train split, one result per value; auto: the prompt
+    (instruction, shots, selection, calibration) chosen on the validation split."""
+    shot_selection: Selection = "stratified"
+    """stratified: one fixed, seeded set covering the labels; similar: the training examples
+    nearest to each input (TF-IDF)."""
+    instruction: Instruction = "own"
+    """System message: the data set's own, one listing the labels, or none."""
+    calibrate: bool = False
+    """Contextual calibration of label scores (Zhao et al. 2021)."""
+    seed: int = field(default=0, metadata={"low": 0, "high": 2**32 - 1})
+    """Shot selection seed."""
+    search_examples: int = field(default=SEARCH_EXAMPLES, metadata={"metavar": "N", "low": 1})
+    """--shots auto: validation examples each prompt candidate is scored on."""
+    mode: Literal["score", "generate"] = "score"
+    """Classification: label log-likelihood (endpoints: first-token logprobs) or
+    generate-and-parse."""
+    max_examples: int | None = field(default=None, metadata={"metavar": "N", "low": 1})
+    """Evaluate only the first N examples."""
+    batch_size: int = field(default=16, metadata={"metavar": "N", "low": 1})
+    """Examples per forward pass."""
+
+
+# ---- a training run -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -40,10 +223,11 @@ class TrainConfig:
     """The run folder."""
     model: str = DEFAULT_MODEL
     """Base model spec (alias, .gguf, local folder or hub id)."""
-    method: Method = "lora"
-    """`lora` trains low-rank adapters (PEFT); `full` trains every weight; `qlora` trains LoRA
-    adapters on a 4-bit base (the same as `lora` with `--quantize 4bit`); `dpo` (LoRA) and
-    `full-dpo` learn preferences from a preference file (DPO; the same as `--loss dpo`)."""
+    method: MethodName = "lora"
+    """The approach (resolved to the weights that train, their loss, head and base): `lora`
+    trains low-rank adapters (PEFT); `full` every weight; `qlora` = `lora` with `--quantize
+    4bit`; `dpo` and `full-dpo` = `--loss dpo`; `lora-head` and `full-head` = `--head task`;
+    `supervised` (OpenAI's name) = `lora`."""
     quantize: Quantize = "none"
     """`4bit` holds the frozen base weights of a LoRA run in 4 bits (NF4 with double
     quantization, QLoRA; needs bitsandbytes): a Llama-3-8B base takes ~5.7 GB, not 16 GB."""
@@ -56,7 +240,7 @@ class TrainConfig:
     head: Head = "lm"
     """What the model learns to output: `lm` the answer as text (any task); `classifier` one
     label per example from the last prompt token (classification); `token` a BIO tag per word
-    (NER)."""
+    (NER); `task` the head the data's task takes (task.json beside the training file)."""
     epochs: int | Literal["auto"] = "auto"
     """Passes over the training data; auto follows OpenAI's rule (3, scaled for tiny/huge sets)."""
     batch_size: int | Literal["auto"] = "auto"
@@ -149,13 +333,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.method in ("dpo", "full-dpo"):  # shorthand: the weights that train + the loss
-            self.method, self.loss = ("lora" if self.method == "dpo" else "full"), "dpo"
-        if self.method == "qlora":  # shorthand: LoRA on a 4-bit base
-            self.method, self.quantize = "lora", "4bit"
-        if self.method not in ("lora", "full"):
-            problems.append("--method must be lora, full, qlora, dpo or full-dpo, not "
+        approach = APPROACHES.get(self.method, (None,))[0]
+        if approach is None:
+            problems.append(f"--method must be one of {', '.join(APPROACHES)}, not "
                             f"{self.method!r}")
+        else:  # a name stands for the weights that train, the loss, the base and the head
+            self.method = approach.method
+            if approach.loss != "sft":
+                self.loss = approach.loss
+            if approach.quantize != "none":
+                self.quantize = approach.quantize
+            if approach.head != "lm" and self.head == "lm":
+                self.head = approach.head
         if self.quantize not in ("none", "4bit"):
             problems.append("--quantize must be none or 4bit")
         elif self.quantize != "none" and self.method != "lora":
@@ -205,8 +394,8 @@ class TrainConfig:
             problems.append("--eval-every must be >= 0 and --eval-examples >= 1")
         if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
             problems.append("--lora-r must be >= 1, --lora-alpha > 0, --lora-dropout in [0, 1)")
-        if self.head not in ("lm", "classifier", "token"):
-            problems.append("--head must be lm, classifier or token")
+        if self.head not in get_args(Head):
+            problems.append("--head must be lm, classifier, token or task")
         if self.precision not in ("auto", "fp32", "bf16", "bf16-true"):
             problems.append("--precision must be auto, fp32, bf16 or bf16-true")
         if self.distributed not in ("ddp", "fsdp"):
@@ -233,8 +422,6 @@ class TrainConfig:
         else:
             batch_tokens = self.batch_tokens
         if batch_tokens and lengths:
-            from tunesmith.training.steps import epoch_steps
-
             per_epoch = [len(epoch_steps(lengths, self.seed, e, 1, batch_tokens))
                          for e in range(epochs)]
             batch = max(1, round(n_train / (sum(per_epoch) / epochs)))  # the mean, for the lr

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from tunesmith.atomic import atomic_open
 from tunesmith.pricing import ChatPrice, HardwarePrice, OpenAIPrice
 
 
@@ -136,8 +137,6 @@ def plot_costs(costs: list[ApproachCost], path: Path, marker: float | None = Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from tunesmith.atomic import atomic_open
 
     volumes = np.logspace(2, 8, 61)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)

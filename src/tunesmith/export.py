@@ -22,7 +22,14 @@ from typing import Literal
 
 from tunesmith.atomic import atomic_dir
 from tunesmith.errors import UsageError
-from tunesmith.modeling import load_model, load_tokenizer, resolve_model, run_final_dir
+from tunesmith.modeling import (
+    adapter_base,
+    load_model,
+    load_tokenizer,
+    model_dir,
+    resolve_model,
+    run_final_dir,
+)
 from tunesmith.outputs import check_parent
 
 GGUF_ARCHITECTURES = ("llama",)
@@ -175,8 +182,6 @@ def _pre_tokenizer(spec: str) -> str:
     embedded default, and fine-tunes of it) keeps its original's; otherwise 'default'
     (llama.cpp's own converter fingerprints the tokenizer against its table of known models)."""
     import gguf
-
-    from tunesmith.modeling import adapter_base, model_dir
 
     try:
         ref = resolve_model(spec)

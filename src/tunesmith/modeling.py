@@ -340,8 +340,6 @@ def load_for_inference(
     """
     import torch
 
-    from tunesmith.training.distributed import supports_bf16
-
     spec = run_final_dir(spec or DEFAULT_MODEL)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tokenizer = load_tokenizer(spec, home)
@@ -358,3 +356,26 @@ def load_for_inference(
     model.requires_grad_(True)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """bf16 autocast is worth it: a GPU with bf16, or a CPU with AVX512-BF16 or AMX (oneDNN
+    uses them for bf16 matmuls; elsewhere bf16 on CPU is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
+
+
+def hf_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside a PEFT wrapper (LoRA layers are injected in place, so
+    calling its parts still runs the adapters)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model

@@ -2,13 +2,8 @@ import json
 
 from tests.conftest import ASSETS, write_lines
 from tunesmith.data import read_dataset
-from tunesmith.data.validate import (
-    check_against_train,
-    check_dataset,
-    entity_type_counts,
-    infer_task,
-    label_counts,
-)
+from tunesmith.data.answers import entity_type_counts, label_counts
+from tunesmith.data.validate import check_against_train, check_dataset, infer_task
 
 
 def chat_line(user, answer, system="s"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunesmith.jobs.store import open_store
+from tunesmith.jobs.database import open_store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 
+from tunesmith.jobs.database import open_store
 from tunesmith.jobs.models import Checkpoint, FileRecord, Job, ModelRecord, new_id, now
-from tunesmith.jobs.store import MIGRATIONS, SQLiteStore, open_store
+from tunesmith.jobs.sqlite import MIGRATIONS, SQLiteStore
 
 
 def _job(project="alpha", **kw) -> Job:

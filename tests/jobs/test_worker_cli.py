@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
+from tunesmith.jobs.database import open_store
 from tunesmith.jobs.models import Job, new_id
-from tunesmith.jobs.store import open_store
 
 
 def _wait(predicate, timeout: float = 60):

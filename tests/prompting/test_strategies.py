@@ -12,8 +12,8 @@ from tunesmith.evaluation.runner import evaluate
 from tunesmith.generation import Generated
 from tunesmith.prompting.calibration import label_offsets, log_priors
 from tunesmith.prompting.prompter import PromptConfig, Prompter, instruction_text
-from tunesmith.prompting.search import search_prompt
 from tunesmith.prompting.similar import NearestShots
+from tunesmith.studies.prompt_search import search_prompt
 
 SPEC = TaskSpec("classification", ["billing", "outage"], "Route the message.")
 

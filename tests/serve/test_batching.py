@@ -13,7 +13,7 @@ import pytest
 
 from tests.serve.test_engine import _adapter  # the same random LoRA adapters
 from tunesmith.generation import Sampling
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings
 from tunesmith.serve.engine import Engine, QueueFull, Row
@@ -27,7 +27,7 @@ def fp32(monkeypatch):
     """Run in float32 even where the CPU is fast at bf16: the claim under test is that a row's
     tokens do not depend on its batch, and bf16's rounding (which moves with batch shape) flips
     near-ties of a random model's flat distribution."""
-    monkeypatch.setattr("tunesmith.training.distributed.supports_bf16", lambda device: False)
+    monkeypatch.setattr("tunesmith.modeling.supports_bf16", lambda device: False)
 
 
 @pytest.fixture(scope="module")

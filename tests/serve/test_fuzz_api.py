@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tunesmith.jobs.models import Checkpoint, FileRecord, Job, ModelRecord, new_id, now
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings
 from tunesmith.serve.engine import Engine

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from tunesmith.errors import UsageError
 from tunesmith.jobs.models import Job
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 from tunesmith.jobs.worker import Worker
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings, read_keys

@@ -12,7 +12,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from tunesmith.jobs.models import JobTraining
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 from tunesmith.jobs.worker import Worker
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings

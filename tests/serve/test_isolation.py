@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tunesmith.generation import Sampling
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings
 from tunesmith.serve.engine import Engine, Row

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.serve.conftest import wait_for
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 
 FINAL = {"succeeded", "failed", "cancelled"}
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings, read_keys
 from tunesmith.serve.engine import Engine

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tunesmith.generation import Step
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 from tunesmith.modeling import load_tokenizer
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings

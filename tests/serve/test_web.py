@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.serve.conftest import wait_for
-from tunesmith.jobs.store import SQLiteStore
+from tunesmith.jobs.sqlite import SQLiteStore
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings
 

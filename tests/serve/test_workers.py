@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 import tests.serve.test_e2e as e2e
 from tests.serve.conftest import wait_for
-from tunesmith.jobs.store import open_store
+from tunesmith.jobs.database import open_store
 from tunesmith.serve.app import create_app
 from tunesmith.serve.deps import ServeSettings
 

@@ -98,7 +98,7 @@ def test_a_classifier_head_on_two_processes_matches_one(tiny_model_dir, tiny_dat
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(one) == len(two) == 6
     assert max(abs(a - b) for a, b in zip(one, two)) < 1e-4, (one, two)
-    from tunesmith.training.objectives import load_head_model
+    from tunesmith.heads import load_head_model
 
     a, _ = load_head_model(tmp_path / "one" / "final")
     b, _ = load_head_model(tmp_path / "two" / "final")

@@ -11,13 +11,8 @@ import pytest
 
 from tunesmith.cli import main
 from tunesmith.data.examples import Example, Message
-from tunesmith.training.objectives import (
-    Objective,
-    bio_tags,
-    entities_from_tags,
-    head_of,
-    word_ids,
-)
+from tunesmith.heads import bio_tags, entities_from_tags, head_of, word_ids
+from tunesmith.training.objectives import Objective
 
 
 def test_word_ids_mark_the_first_sub_token_of_each_word(tokenizer):

@@ -116,7 +116,7 @@ def test_auto_values_are_resolved_from_the_data_size():
 
 
 def test_steps_by_token_budget(tiny_model_dir, tiny_data_dir, tmp_path):
-    from tunesmith.training.steps import cut, epoch_steps
+    from tunesmith.data.steps import cut, epoch_steps
 
     assert cut([5, 5, 5], [0, 1, 2], batch_size=2) == [[0, 1], [2]]
     assert cut([5, 9, 3, 20, 1], [0, 1, 2, 3, 4], 1, batch_tokens=14) == [[0, 1], [2], [3], [4]]

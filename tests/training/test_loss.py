@@ -9,9 +9,9 @@ import torch
 
 from tunesmith.data.packing import collate_packed
 from tunesmith.data.render import IGNORE_INDEX, Tokenized
-from tunesmith.modeling import build_tiny_model
+from tunesmith.modeling import build_tiny_model, hf_model
 from tunesmith.training import loss as loss_module
-from tunesmith.training.loss import CausalLMLoss, hf_model
+from tunesmith.training.loss import CausalLMLoss
 
 VOCAB = 152_064
 
@@ -51,7 +51,8 @@ import json, resource, sys, torch
 from tests.training.test_loss import batch_of, VOCAB
 from tunesmith.modeling import build_tiny_model
 from tunesmith.training import loss as loss_module
-from tunesmith.training.loss import CausalLMLoss, hf_model
+from tunesmith.modeling import hf_model
+from tunesmith.training.loss import CausalLMLoss
 torch.set_num_threads(1)
 loss_module.CHUNK_ELEMENTS = int(sys.argv[1])
 fn = CausalLMLoss(build_tiny_model(VOCAB, seed=1, max_positions=1024))

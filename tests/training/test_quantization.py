@@ -149,7 +149,7 @@ def test_quantize_needs_lora_and_bitsandbytes(tiny_model_dir, tiny_data_dir, tmp
 
 
 def test_qlora_classifier_head_loads_with_plain_peft(tiny_model_dir, tiny_data_dir, tmp_path):
-    from tunesmith.training.objectives import load_head_model
+    from tunesmith.heads import load_head_model
 
     result = train(config(tiny_model_dir, tiny_data_dir, tmp_path / "run", method="qlora",
                           head="classifier", epochs=1))

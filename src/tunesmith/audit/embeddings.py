@@ -15,6 +15,7 @@ import numpy as np
 
 from tunesmith.data.examples import Example
 from tunesmith.data.render import prompt_messages, render
+from tunesmith.modeling import load_for_inference
 
 BATCH_TOKENS = 4096
 MAX_PROMPT_TOKENS = 512
@@ -25,8 +26,6 @@ def hidden_state_features(
     progress: Callable[[str], None] = lambda message: None,
 ) -> list[np.ndarray]:
     import torch
-
-    from tunesmith.modeling import load_for_inference
 
     model, tokenizer = load_for_inference(model_spec)
     depth = model.config.num_hidden_layers

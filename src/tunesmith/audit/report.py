@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.audit.duplicates import DEFAULT_SIMILARITY, NearDuplicate, Text, find_near_duplicates
+from tunesmith.audit.embeddings import hidden_state_features
 from tunesmith.audit.entities import EntityConflict, find_entity_conflicts
 from tunesmith.audit.labels import LabelError, find_label_errors
 from tunesmith.audit.outliers import Outlier, find_outliers
 from tunesmith.audit.text import input_text, words
-from tunesmith.data.examples import Dataset, Task
+from tunesmith.data.answers import label_of, parse_entities
+from tunesmith.data.examples import Dataset, Entity, Task
 from tunesmith.data.formats import read_dataset
 from tunesmith.data.taskfile import read_task
-from tunesmith.data.validate import infer_task, label_of, parse_entities
+from tunesmith.data.tasks import task_kind
+from tunesmith.data.validate import infer_task
 
 
 @dataclass
@@ -90,11 +93,10 @@ def audit_file(
         clock = now
 
     examples = data.examples
-    if task == "classification" and examples:
+    kind = task_kind(task)
+    if kind.labelled and examples:
         embeddings = None
         if model is not None:
-            from tunesmith.audit.embeddings import hidden_state_features
-
             progress(f"hidden states of {len(examples):,} prompts ({model})")
             embeddings = hidden_state_features(examples, model, progress)
             lap("hidden_states")
@@ -105,7 +107,7 @@ def audit_file(
         if model is not None:
             report.methods["label_errors"]["model"] = model
         lap("label_errors")
-    elif task == "ner":
+    elif kind.entities:
         spans = [(e.line, ent.text, ent.type) for e in examples
                  for ent in (e.entities if e.entities is not None else
                              _entities(label_of(e)))]
@@ -123,7 +125,7 @@ def audit_file(
                                          "case, whitespace and punctuation are removed"}
     lap("near_duplicates")
     report.outliers = find_outliers([(e.line, input_text(e)) for e in examples], "input")
-    if task == "chat":
+    if kind.open_ended:
         report.outliers += find_outliers([(e.line, label_of(e)) for e in examples], "answer")
         report.outliers.sort(key=lambda o: o.line)
     lap("outliers")
@@ -131,6 +133,4 @@ def audit_file(
 
 
 def _entities(answer: str):
-    from tunesmith.data.examples import Entity
-
     return [Entity(x["text"], x["type"]) for x in parse_entities(answer) or []]

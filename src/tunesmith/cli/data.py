@@ -15,6 +15,7 @@ from tunesmith.data.examples import TASKS
 from tunesmith.data.formats import FORMATS
 from tunesmith.data.lines import check_path
 from tunesmith.data.prepare import prepare
+from tunesmith.data.tasks import task_kind
 from tunesmith.errors import InvalidDataError
 from tunesmith.modeling import DEFAULT_MODEL, load_tokenizer
 from tunesmith.pricing import load_prices
@@ -126,7 +127,7 @@ def render_check(r: CheckReport) -> str:
             if n > SHOWN_PER_CODE:
                 out.append(f"  ... and {n - SHOWN_PER_CODE} more [{code}] (--json lists all)")
     if r.labels:
-        what = "Labels" if r.task == "classification" else "Entity types"
+        what = task_kind(r.task).classes_word.capitalize()
         counts = {k: v for k, v in r.labels.items() if k}  # NER: '' counts examples with none
         total = sum(counts.values()) or 1
         rows = [[k, f"{v:,}", f"{100 * v / total:.1f}%"] for k, v in counts.items()]
@@ -182,7 +183,8 @@ def render_audit(r: AuditReport, shown: int = SHOWN_PER_CODE) -> str:
     out = [f"{r.file}: {r.format} format, {r.task} task, {r.examples:,} examples"
            + (f" ({r.skipped_rows:,} rows with errors left out; see data check)"
               if r.skipped_rows else "")]
-    if r.task == "classification":
+    kind = task_kind(r.task)
+    if kind.labelled:
         m = r.methods.get("label_errors", {})
         out.append(f"\nProbable label errors: {len(r.label_errors):,} "
                    f"({', '.join(m.get('classifiers', [])) or 'not judged'}; out-of-fold "
@@ -191,7 +193,7 @@ def render_audit(r: AuditReport, shown: int = SHOWN_PER_CODE) -> str:
                 for e in r.label_errors[:shown]]
         if rows:
             out.append(table(rows, ["where", "label", "suggested", "confidence"]))
-    if r.task == "ner":
+    if kind.entities:
         out.append(f"\nEntity spans typed unlike elsewhere: {len(r.entity_conflicts):,}")
         rows = [[f"{r.file}:{c.line}", c.text, c.type, c.usual_type,
                  ", ".join(f"{k} {v}" for k, v in c.counts.items())]
@@ -249,7 +251,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     for split, n in result.counts.items():
         print(f"  {result.out / (split + '.jsonl')}: {n:,} examples")
     print(f"  {result.out / 'task.json'}: {len(result.spec.labels)} "
-          f"{'labels' if result.spec.task == 'classification' else 'entity types'}")
+          f"{task_kind(result.spec.task).classes_word or 'labels'}")
     if result.spec.system:
         print(f"  system: {result.spec.system}")
     return 0

@@ -15,8 +15,8 @@ from tunesmith.cli.compare import render_summary
 from tunesmith.data.check import check_file
 from tunesmith.data.prepare import prepare
 from tunesmith.modeling import DEFAULT_MODEL, load_tokenizer
-from tunesmith.report.compare import CompareConfig, compare
 from tunesmith.samples import SUPPORT_TICKETS, SUPPORT_TICKETS_LABELS
+from tunesmith.studies.compare import CompareConfig, compare
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tunesmith.cli.output import print_json
+from tunesmith.export import export
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +25,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tunesmith.export import export
-
     path = export(args.model, args.format, args.out, merge=args.merge, dtype=args.dtype)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() \
         else path.stat().st_size

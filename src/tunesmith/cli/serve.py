@@ -13,7 +13,13 @@ from pathlib import Path
 from tunesmith.cli import args as types
 from tunesmith.cli.worker import add_job_options
 from tunesmith.errors import UsageError
+from tunesmith.heads import head_of
+from tunesmith.jobs.database import database_url, open_store
+from tunesmith.jobs.models import JobTraining
+from tunesmith.jobs.pool import WorkerPool, split_gpus, visible_gpus
 from tunesmith.jobs.store import DATABASE_ENV
+from tunesmith.modeling import DEFAULT_MODEL, resolve_model, run_final_dir
+from tunesmith.outputs import check_parent
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -71,16 +77,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The service needs the [serve] extra (FastAPI, uvicorn): imported only when it starts, so
+    # the rest of the command line works without it.
     import uvicorn
 
-    from tunesmith.jobs.pool import WorkerPool
-    from tunesmith.jobs.store import database_url, open_store
-    from tunesmith.modeling import DEFAULT_MODEL, resolve_model, run_final_dir
-    from tunesmith.outputs import check_parent
     from tunesmith.serve.app import create_app
     from tunesmith.serve.deps import ServeSettings, read_keys
     from tunesmith.serve.engine import Engine
-    from tunesmith.training.objectives import head_of
 
     home = check_parent(Path(args.home).expanduser(), "--home").resolve()
     if home.exists() and not home.is_dir():
@@ -127,13 +130,10 @@ def run(args: argparse.Namespace) -> int:
 
 def worker_commands(args: argparse.Namespace, home: Path) -> list[tuple[list[str], dict]]:
     """(argv, environment) of each worker child: the job options, and its share of the GPUs."""
-    from tunesmith.jobs.models import JobTraining
-    from tunesmith.jobs.pool import split_gpus, visible_gpus
-
     shares = split_gpus(args.workers, visible_gpus() if args.workers else [])
     commands = []
     for gpus in shares:
-        argv = [sys.executable, "-m", "tunesmith.jobs.worker", "--home", str(home), "--parent",
+        argv = [sys.executable, "-m", "tunesmith", "worker", "--home", str(home), "--parent",
                 str(os.getpid()), "--lease-seconds", str(args.lease_seconds),
                 *JobTraining.from_args(args).argv()]
         if gpus:

@@ -7,8 +7,11 @@ import os
 from pathlib import Path
 
 from tunesmith.cli.fields import add_fields, field_values
+from tunesmith.cli.output import table
 from tunesmith.config import TrainConfig
 from tunesmith.errors import UsageError
+from tunesmith.studies.tune import tune
+from tunesmith.training import train
 
 GROUPS = {
     "model and method": ["model", "method", "quantize", "loss", "beta", "head", "lora_r",
@@ -64,8 +67,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tunesmith.training import train
-
     config = config_from_args(args)
     if config.tune:
         return run_tune(config)
@@ -87,9 +88,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_tune(config: TrainConfig) -> int:
-    from tunesmith.cli.output import table
-    from tunesmith.training.tune import tune
-
     result = tune(config)
     rows = [[f"x{t.lr_factor:g}", f"{t.lr:.2g}" if t.lr else "",
              " ".join(f"{m:.3f}" for m in t.epochs), str(t.best_epoch or ""),

@@ -9,17 +9,15 @@ from typing import TYPE_CHECKING
 from tunesmith.data.examples import Example, Task
 from tunesmith.data.formats import FORMAT_TASK, read_dataset
 from tunesmith.data.issues import Issue
-from tunesmith.data.prepare import default_system
 from tunesmith.data.render import supports_tools
 from tunesmith.data.taskfile import TaskSpec, read_task
+from tunesmith.data.tasks import task_kind
 from tunesmith.data.tokens import TokenStats, count_tokens, token_stats
 from tunesmith.data.validate import (
     check_against_train,
     check_dataset,
     check_lengths,
-    entity_type_counts,
     infer_task,
-    label_counts,
 )
 from tunesmith.hparams import auto_epochs, billed_tokens
 from tunesmith.pricing import PriceTable
@@ -120,8 +118,8 @@ def check_file(
     if train_path is not None and not _same_file(path, train_path):
         train = read_dataset(train_path, fmt, text_field=text_field, label_field=label_field)
         issues += check_against_train(data, train, task)
-    labels = (label_counts(data.examples) if task == "classification"
-              else entity_type_counts(data.examples) if task == "ner" else {})
+    kind = task_kind(task)
+    labels = kind.class_counts(data.examples)
     report = CheckReport(str(path), data.format, task, data.rows, len(data.examples), issues,
                          labels, model, train_path=None if train_path is None else str(train_path))
     if tokenizer is not None:
@@ -129,8 +127,8 @@ def check_file(
         # write for a raw classification/NER file.
         if spec is not None:
             system = spec.system
-        elif data.format in FORMAT_TASK and task != "chat":
-            system = default_system(task, sorted(k for k in labels if k))
+        elif data.format in FORMAT_TASK and not kind.open_ended:
+            system = kind.default_system(sorted(k for k in labels if k))
         else:
             system = None
         examples = [e.with_system(system) for e in data.examples]

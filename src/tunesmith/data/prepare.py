@@ -14,15 +14,17 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.atomic import atomic_open
-from tunesmith.data.examples import Example, Message, Task, entities_json
+from tunesmith.data.answers import label_of, parse_entities
+from tunesmith.data.examples import Example, Task
 from tunesmith.data.formats import FORMAT_TASK, read_dataset
 from tunesmith.data.jsonline import surrogate_path
 from tunesmith.data.taskfile import TASK_FILE, TaskSpec, write_task
-from tunesmith.data.validate import check_dataset, label_of, parse_entities
+from tunesmith.data.tasks import task_kind
+from tunesmith.data.validate import check_dataset
 from tunesmith.errors import InvalidDataError, UsageError
 from tunesmith.outputs import check_not_input, claim_dir
 
@@ -49,18 +51,6 @@ class PrepareResult:
                 "dropped_duplicates": self.dropped_duplicates,
                 "dropped_conflicts": self.dropped_conflicts,
                 "files": {s: str(self.out / f"{s}.jsonl") for s in SPLITS}}
-
-
-def default_system(task: Task, labels: list[str]) -> str:
-    """The system instruction used when the user gives none."""
-    if task == "classification":
-        return ("Classify the text into exactly one of these labels: " + ", ".join(labels)
-                + ". Answer with the label only.")
-    if task == "ner":
-        return ('Extract the named entities from the text. Reply with a JSON list of objects '
-                '{"text": ..., "type": ...}, where type is one of: ' + ", ".join(labels)
-                + ". Reply [] if there are none.")
-    return ""
 
 
 def split_examples(
@@ -128,7 +118,8 @@ def prepare(
     if native is not None and native != task:
         raise UsageError(f"{path} is {data.format} data, which holds a {native} task, not "
                          f"--task {task}.")
-    if task == "ner" and data.format == "chat":
+    kind = task_kind(task)
+    if kind.entities and data.format == "chat":
         bad = [e.line for e in data.examples if parse_entities(e.target) is None]
         if bad:
             raise InvalidDataError(path, [], f"--task ner needs answers that are JSON entity "
@@ -143,15 +134,15 @@ def prepare(
         raise InvalidDataError(path, data.errors, f"only {len(examples)} usable examples; "
                                "nothing to split.")
     spec = _task_spec(task, examples, system)
-    examples = [_normalize(e, task).with_system(spec.system or None) for e in examples]
-    splits = split_examples(examples, val, test, seed, stratify=task == "classification")
+    examples = [kind.normalize(e).with_system(spec.system or None) for e in examples]
+    splits = split_examples(examples, val, test, seed, stratify=kind.labelled)
     for split in SPLITS:
         with atomic_open(out / f"{split}.jsonl") as f:
             for e in splits[split]:
                 f.write(json.dumps(e.to_chat(), ensure_ascii=False) + "\n")
     write_task(out, spec)  # last: a folder with task.json is a complete one
     labels = ({s: dict(Counter(label_of(e) for e in splits[s]).most_common()) for s in SPLITS}
-              if task == "classification" else {})
+              if kind.labelled else {})
     return PrepareResult(out, spec, {s: len(splits[s]) for s in SPLITS}, labels, data.rows,
                          data.rows - len(data.examples), duplicates, conflicts)
 
@@ -174,28 +165,9 @@ def _dedupe(examples: list[Example]) -> tuple[list[Example], int, int]:
 
 
 def _task_spec(task: Task, examples: list[Example], system: str | None) -> TaskSpec:
-    if task == "classification":
-        labels = sorted({label_of(e) for e in examples})
-    elif task == "ner":
-        labels = sorted({x["type"] for e in examples for x in parse_entities(e.target) or []})
-    else:
-        labels = []
+    kind = task_kind(task)
+    labels = kind.classes(examples)
     if system is None:
         existing = Counter(e.messages[0].content for e in examples if e.messages[0].role == "system")
-        system = existing.most_common(1)[0][0] if existing else default_system(task, labels)
+        system = existing.most_common(1)[0][0] if existing else kind.default_system(labels)
     return TaskSpec(task, labels, system)
-
-
-def _normalize(e: Example, task: Task) -> Example:
-    """Classification answers are the bare label; NER answers are re-serialised compactly."""
-    messages = list(e.messages)
-    last = max(i for i, m in enumerate(messages) if m.role == "assistant")
-    if task == "classification":
-        messages[last] = Message("assistant", label_of(e), messages[last].weight)
-    elif task == "ner" and e.entities is None:
-        entities = parse_entities(e.target) or []
-        messages[last] = Message("assistant", json.dumps(entities, ensure_ascii=False),
-                                 messages[last].weight)
-    elif task == "ner":
-        messages[last] = Message("assistant", entities_json(e.entities), messages[last].weight)
-    return replace(e, messages=messages)  # keeps tools and the rest

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tunesmith.data.examples import Dataset, Example
 from tunesmith.data.formats import read_dataset
-from tunesmith.data.prepare import default_system
 from tunesmith.data.taskfile import TaskSpec, read_task
-from tunesmith.data.validate import entity_type_counts, infer_task, label_counts
+from tunesmith.data.tasks import task_kind
+from tunesmith.data.validate import infer_task
 from tunesmith.errors import InvalidDataError, UsageError
 
 
@@ -63,11 +63,10 @@ def load_task_data(path: str | Path) -> TaskData:
     if spec is None:  # a loose file: infer what task.json would have said
         task = infer_task(data)
         everything = train + test
-        labels = (sorted(label_counts(everything)) if task == "classification"
-                  else sorted(k for k in entity_type_counts(everything) if k) if task == "ner"
-                  else [])
+        kind = task_kind(task)
+        labels = kind.classes(everything)
         system = next((e.messages[0].content for e in test if e.messages[0].role == "system"),
-                      None) or default_system(task, labels)
+                      None) or kind.default_system(labels)
         spec = TaskSpec(task, labels, system)
     return TaskData(spec, folder, test, train, test_path,
                     train_path if train_path.is_file() else None)

@@ -5,21 +5,17 @@ Each function returns a list of `Issue`s and never stops at the first finding.
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-
+from tunesmith.data.answers import parse_entities
 from tunesmith.data.examples import Dataset, Example, Task
 from tunesmith.data.formats import FORMAT_TASK
 from tunesmith.data.issues import Issue, warning
 from tunesmith.data.taskfile import TaskSpec
+from tunesmith.data.tasks import task_kind
 
 MIN_EXAMPLES = 10
 """OpenAI refuses training files with fewer examples."""
 RECOMMENDED_EXAMPLES = 50
 """OpenAI's guide: clear improvements usually start at 50-100 examples."""
-IMBALANCE_RATIO = 10.0
-"""Warn when the most frequent label has this many times the examples of the rarest."""
-MIN_PER_LABEL = 5
 
 
 def infer_task(data: Dataset, declared: TaskSpec | None = None) -> Task:
@@ -42,40 +38,6 @@ def infer_task(data: Dataset, declared: TaskSpec | None = None) -> Task:
     return "chat"
 
 
-def parse_entities(text: str) -> list[dict] | None:
-    """A JSON list of {"text", "type"} objects, or None if `text` is not one."""
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(value, list) and all(
-            isinstance(e, dict) and isinstance(e.get("text"), str) and isinstance(e.get("type"), str)
-            for e in value):
-        return value
-    return None
-
-
-def label_of(example: Example) -> str:
-    return example.label if example.label is not None else example.target.strip()
-
-
-def label_counts(examples: list[Example]) -> dict[str, int]:
-    """Examples per label, most frequent first."""
-    return dict(Counter(label_of(e) for e in examples).most_common())
-
-
-def entity_type_counts(examples: list[Example]) -> dict[str, int]:
-    """Entities per type, most frequent first, plus examples with none under ''."""
-    counts: Counter[str] = Counter()
-    for e in examples:
-        entities = ([x.to_dict() for x in e.entities] if e.entities is not None
-                    else parse_entities(e.target) or [])
-        counts.update(x["type"] for x in entities)
-        if not entities:
-            counts[""] += 1
-    return dict(counts.most_common())
-
-
 def check_dataset(data: Dataset, task: Task, spec: TaskSpec | None = None) -> list[Issue]:
     """Whole-file checks: too few examples, duplicates, conflicting answers, label balance, labels
     outside task.json's label set, NER answers that are not entity lists or not in the text."""
@@ -88,26 +50,7 @@ def check_dataset(data: Dataset, task: Task, spec: TaskSpec | None = None) -> li
         issues.append(warning("few_examples", f"{n} examples; OpenAI's guide sees clear gains from "
                               f"{RECOMMENDED_EXAMPLES}-100 on."))
     issues += _duplicates(data.examples)
-    if task == "classification":
-        issues += _label_balance(data.examples)
-        if spec and spec.labels:
-            known = set(spec.labels)
-            for e in data.examples:
-                if label_of(e) not in known:
-                    issues.append(Issue("unknown_label", f"label '{label_of(e)}' is not in "
-                                        "task.json's label set.", e.line, "label"))
-    elif task == "ner":
-        for e in data.examples:
-            entities = parse_entities(e.target)
-            if entities is None:
-                issues.append(Issue("invalid_target", "the answer is not a JSON list of "
-                                    '{"text": ..., "type": ...} objects.', e.line, "assistant"))
-                continue
-            text = e.prompt_key
-            for x in entities:
-                if x["text"] not in text:
-                    issues.append(warning("entity_not_in_text", f"entity '{x['text']}' does not "
-                                          "occur in the input text.", e.line, "assistant"))
+    issues += task_kind(task).check(data.examples, spec)
     return issues
 
 
@@ -129,24 +72,6 @@ def _duplicates(examples: list[Example]) -> list[Issue]:
     return issues
 
 
-def _label_balance(examples: list[Example]) -> list[Issue]:
-    counts = label_counts(examples)
-    if len(counts) < 2:
-        return [Issue("single_label", f"only one label ({next(iter(counts), 'none')}): there is "
-                      "nothing to classify.")] if counts else []
-    issues = []
-    most, least = max(counts.values()), min(counts.values())
-    if most / least >= IMBALANCE_RATIO:
-        rare = [k for k, v in counts.items() if v == least]
-        issues.append(warning("label_imbalance", f"labels are imbalanced: {most} vs {least} examples "
-                              f"(rarest: {', '.join(rare[:5])}); watch macro-F1, not accuracy."))
-    few = [f"{k} ({v})" for k, v in counts.items() if v < MIN_PER_LABEL]
-    if few:
-        issues.append(warning("rare_labels", f"{len(few)} labels have fewer than {MIN_PER_LABEL} "
-                              f"examples: {', '.join(few[:10])}{', ...' if len(few) > 10 else '.'}"))
-    return issues
-
-
 def check_against_train(data: Dataset, train: Dataset, task: Task) -> list[Issue]:
     """For a validation or test file: examples also in the training file (their scores would be
     inflated) and labels the training file never shows."""
@@ -156,18 +81,7 @@ def check_against_train(data: Dataset, train: Dataset, task: Task) -> list[Issue
         if e.prompt_key in train_lines:
             issues.append(Issue("shared_with_train", f"the same input is in the training file "
                                 f"(line {train_lines[e.prompt_key]}).", e.line))
-    if task == "classification":
-        seen = set(label_counts(train.examples))
-        for label, count in label_counts(data.examples).items():
-            if label not in seen:
-                issues.append(warning("label_not_in_train", f"label '{label}' ({count} examples) "
-                                      "never occurs in the training file.", None, "label"))
-    elif task == "ner":
-        seen = set(entity_type_counts(train.examples))
-        for kind in entity_type_counts(data.examples):
-            if kind and kind not in seen:
-                issues.append(warning("label_not_in_train", f"entity type '{kind}' never occurs in "
-                                      "the training file.", None, "type"))
+    issues += task_kind(task).check_against_train(data, train)
     return issues
 
 

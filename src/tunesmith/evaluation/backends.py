@@ -19,7 +19,16 @@ from typing import Protocol
 
 import numpy as np
 
+from tunesmith.data.examples import Example, Message
+from tunesmith.data.packing import micro_batches
+from tunesmith.data.render import render, tokenize_example
+from tunesmith.endpoints import EndpointClient, is_endpoint, resolve_endpoint
+from tunesmith.endpoints.cache import ResponseCache
+from tunesmith.evaluation.scoring import answer_tokens, score_labels
 from tunesmith.generation import Generated, generate
+from tunesmith.heads import entities_from_tags, head_of, load_head_model, prompt_ids, word_ids
+from tunesmith.modeling import load_for_inference, run_final_dir
+from tunesmith.training.loss import CausalLMLoss
 
 
 @dataclass
@@ -64,8 +73,6 @@ class LocalBackend:
         self.context = getattr(config, "max_position_embeddings", None)
 
     def _render(self, conversations: list[list[dict]]) -> list[str]:
-        from tunesmith.data.render import render
-
         return render(self.tokenizer, conversations, add_generation_prompt=True)
 
     def prompt_lengths(self, conversations: list[list[dict]]) -> list[int]:
@@ -77,14 +84,10 @@ class LocalBackend:
                         self.batch_size)
 
     def answer_room(self, labels: list[str]) -> int:
-        from tunesmith.evaluation.scoring import answer_tokens
-
         return max(len(answer_tokens(self.tokenizer, label)) for label in labels) + 4
 
     def label_scores(self, conversations: list[list[dict]], labels: list[str], *,
                      offsets: np.ndarray | None = None, exhaustive: bool = False) -> LabelScores:
-        from tunesmith.evaluation.scoring import answer_tokens, score_labels
-
         scores = score_labels(self.model, self.tokenizer, self._render(conversations), labels,
                               self.batch_size, prune=not exhaustive, stats=self.stats,
                               offsets=offsets).numpy()
@@ -96,11 +99,6 @@ class LocalBackend:
     def reference_loss(self, conversations: list[list[dict]], answers: list[str]) -> float:
         """Mean loss per answer token of `answers` given the conversations (teacher forcing)."""
         import torch
-
-        from tunesmith.data.examples import Example, Message
-        from tunesmith.data.packing import micro_batches
-        from tunesmith.data.render import tokenize_example
-        from tunesmith.training.loss import CausalLMLoss
 
         items = []
         for convo, answer in zip(conversations, answers):
@@ -154,8 +152,6 @@ class HeadBackend:
 
     def label_scores(self, conversations: list[list[dict]], labels: list[str], *,
                      offsets: np.ndarray | None = None, exhaustive: bool = False) -> LabelScores:
-        from tunesmith.training.objectives import prompt_ids
-
         if self.head != "classifier":
             raise ValueError("label scores need a classifier head")
         rows = [prompt_ids(self.tokenizer, c) for c in conversations]
@@ -170,8 +166,6 @@ class HeadBackend:
         return LabelScores(scores, list(map(len, rows)), [0] * len(rows), method="classifier head")
 
     def generate(self, conversations: list[list[dict]], max_new_tokens: int) -> list[Generated]:
-        from tunesmith.training.objectives import entities_from_tags, word_ids
-
         if self.head == "classifier":
             scored = self.label_scores(conversations, self.head_labels)
             return [Generated(self.head_labels[int(row.argmax())], n, 0, "stop")
@@ -302,16 +296,11 @@ def open_backend(spec: str, *, base_url: str | None = None, api_key_env: str | N
                  seed: int = 0):
     """The backend for a model spec: `openai:NAME` -> an endpoint, anything else is loaded here
     (`load_for_inference`: a run folder means its final/, adapters merged)."""
-    from tunesmith.endpoints import EndpointClient, is_endpoint, resolve_endpoint
-    from tunesmith.endpoints.cache import ResponseCache
-
     if is_endpoint(spec):
         endpoint = resolve_endpoint(spec, base_url, api_key_env)
         client = EndpointClient(endpoint, concurrency=concurrency, cache=ResponseCache(),
                                 use_cache=use_cache)
         return EndpointBackend(client, seed=seed)
-    from tunesmith.modeling import load_for_inference, run_final_dir
-    from tunesmith.training.objectives import head_of, load_head_model
 
     head = head_of(run_final_dir(spec))
     if head is not None:

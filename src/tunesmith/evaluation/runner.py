@@ -14,11 +14,11 @@ from typing import Literal
 
 from tunesmith.data.examples import Example
 from tunesmith.data.taskfile import TaskSpec
-from tunesmith.evaluation.tasks import METRIC_NAMES, TASK_METRIC, Mode, get_task
+from tunesmith.evaluation.tasks import Mode, get_task
 from tunesmith.prompting.calibration import label_offsets
 from tunesmith.prompting.prompter import PromptConfig, Prompter
 
-__all__ = ["METRIC_NAMES", "TASK_METRIC", "EvalResult", "Mode", "evaluate"]
+__all__ = ["EvalResult", "Mode", "evaluate"]
 
 
 @dataclass
@@ -52,14 +52,14 @@ class EvalResult:
 
     @property
     def score(self) -> float:
-        return self.metrics[TASK_METRIC[self.task]]
+        return self.metrics[get_task(self.task).metric]
 
     def to_dict(self, with_predictions: bool = False) -> dict:
         d = asdict(self)
         if not with_predictions:
             for k in ("predictions", "gold", "texts"):
                 d.pop(k)
-        d["metric"] = TASK_METRIC[self.task]
+        d["metric"] = get_task(self.task).metric
         d["score"] = self.score
         return d
 
@@ -80,7 +80,7 @@ def evaluate(
     """
     prompt = prompt or PromptConfig()
     task = get_task(spec.task)
-    mode = mode if spec.task == "classification" else "generate"
+    mode = mode if task.labelled else "generate"  # only labels can be scored
     prompter = Prompter(spec, list(train), prompt)
     conversations = prompter.conversations(examples)
     start = time.perf_counter()

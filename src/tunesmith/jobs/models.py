@@ -1,8 +1,8 @@
 """The service's records, shaped like OpenAI's objects (`openai.types`): files, fine-tuning jobs,
 their events and checkpoints, and the models a project can call.
 
-Each record's `to_api()` returns exactly the JSON OpenAI's API returns for it, so the official
-client parses it unchanged.
+What the API returns for each record is defined once, in `serve/objects.py`
+(`FileObject.of(record)`, ...), so the official client parses it unchanged.
 """
 
 from __future__ import annotations
@@ -50,11 +50,6 @@ class FileRecord:
     status_details: str | None = None
     """For a `fine-tune` file with problems: the data checks' first errors."""
 
-    def to_api(self) -> dict:
-        return {"id": self.id, "object": "file", "bytes": self.bytes,
-                "created_at": self.created_at, "filename": self.filename,
-                "purpose": self.purpose, "status": self.status,
-                "status_details": self.status_details, "expires_at": None}
 
 
 @dataclass
@@ -101,19 +96,6 @@ class Job:
     gpus: int = 0
     """GPUs the job needs (a `cuda` job: at least 1); a worker with fewer does not claim it."""
 
-    def to_api(self) -> dict:
-        hp = self.hyperparameters
-        return {
-            "id": self.id, "object": "fine_tuning.job", "created_at": self.created_at,
-            "finished_at": self.finished_at, "model": self.model,
-            "fine_tuned_model": self.fine_tuned_model, "organization_id": self.project,
-            "status": self.status, "hyperparameters": hp, "training_file": self.training_file,
-            "validation_file": self.validation_file, "result_files": self.result_files,
-            "trained_tokens": self.trained_tokens, "error": self.error, "seed": self.seed,
-            "suffix": self.suffix, "metadata": self.metadata,
-            "estimated_finish": self.estimated_finish, "integrations": self.integrations,
-            "method": {"type": self.method, self.method: {"hyperparameters": hp}},
-        }
 
 
 @dataclass
@@ -126,10 +108,6 @@ class JobEvent:
     type: Literal["message", "metrics"] = "message"
     data: dict | None = None
 
-    def to_api(self) -> dict:
-        return {"id": self.id, "object": "fine_tuning.job.event", "created_at": self.created_at,
-                "level": self.level, "message": self.message, "type": self.type,
-                "data": self.data or {}}
 
 
 @dataclass
@@ -142,11 +120,6 @@ class Checkpoint:
     """`ft:...:ckpt-step-N`, callable in chat completions."""
     metrics: dict
 
-    def to_api(self) -> dict:
-        return {"id": self.id, "object": "fine_tuning.job.checkpoint",
-                "created_at": self.created_at, "fine_tuning_job_id": self.job_id,
-                "fine_tuned_model_checkpoint": self.model_id, "step_number": self.step,
-                "metrics": self.metrics}
 
 
 @dataclass
@@ -160,9 +133,6 @@ class ModelRecord:
     created_at: int = field(default_factory=now)
     job_id: str | None = None
 
-    def to_api(self) -> dict:
-        return {"id": self.id, "object": "model", "created": self.created_at,
-                "owned_by": self.project or "tunesmith"}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The worker processes `tunesmith serve --workers N` keeps running on its machine.
 
-Each worker is a child process (`python -m tunesmith.jobs.worker`). A child that dies (killed,
-out of memory, a crash in a CUDA library) is started again after a pause that doubles while
-children keep dying young (1 s up to 60 s); its job is resumed by whichever worker claims it
+Each worker is a child process (`python -m tunesmith worker --parent PID`). A child that dies
+(killed, out of memory, a crash in a CUDA library) is started again after a pause that doubles
+while children keep dying young (1 s up to 60 s); its job is resumed by whichever worker claims it
 once the dead one's lease runs out. On a machine with GPUs the visible ones are split between
 the workers: N workers over G >= N GPUs get G // N each (`CUDA_VISIBLE_DEVICES`); with fewer
 GPUs than workers, workers share them round-robin (and share their memory).

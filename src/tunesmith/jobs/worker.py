@@ -1,7 +1,7 @@
 """The worker: the process that runs fine-tuning jobs, one at a time, oldest first.
 
-`tunesmith serve --workers N` starts N of them as child processes (`python -m
-tunesmith.jobs.worker`), which die with the server and are restarted when they die alone
+`tunesmith serve --workers N` starts N of them as child processes (`python -m tunesmith worker
+--parent PID`), which die with the server and are restarted when they die alone
 (`jobs/pool.py`); `tunesmith worker` runs one on any machine
 that reaches the database and the service home. Workers claim jobs with a lease they renew
 while they work (`jobs/lease.py`), and only jobs whose device they have. A job whose worker
@@ -18,7 +18,6 @@ recorded twice.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import hashlib
 import json
@@ -27,7 +26,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 from tunesmith.atomic import atomic_dir, write_text
 from tunesmith.config import TrainConfig
 from tunesmith.errors import InvalidDataError, TunesmithError, UnusableInputError
+from tunesmith.jobs.database import database_url, open_store
 from tunesmith.jobs.lease import Lease
 from tunesmith.jobs.models import (
     PREFIX,
@@ -46,10 +45,11 @@ from tunesmith.jobs.models import (
     new_id,
     now,
 )
-from tunesmith.jobs.store import JobStore, database_url, open_store
+from tunesmith.jobs.store import JobStore
 from tunesmith.jobs.validation import fail, training_spec, validate_job
 from tunesmith.training.checkpoint import CHECKPOINTS
 from tunesmith.training.hooks import TrainHooks, TrainingPaused, TrainingStopped
+from tunesmith.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,6 @@ class Worker:
     # ---- stages ---------------------------------------------------------------------------
 
     def _train(self, job: Job) -> None:
-        from tunesmith.training.loop import train
-
         run = self.home / job.workdir
         files = {p: self.store.get_file(job.project, getattr(job, p))
                  for p in ("training_file", "validation_file") if getattr(job, p)}
@@ -208,7 +206,7 @@ class Worker:
             val_file=str(self.home / files["validation_file"].path)
             if "validation_file" in files else None,
             out=str(run), model=training_spec(self.store, self.home, job),
-            method="dpo" if job.method == "dpo" else "lora", beta=hp.get("beta", "auto"),
+            method=job.method, beta=hp.get("beta", "auto"),
             epochs=hp.get("n_epochs", "auto"), batch_size=hp.get("batch_size", "auto"),
             lr_multiplier=1.0 if hp.get("learning_rate_multiplier", "auto") == "auto"
             else float(hp["learning_rate_multiplier"]),
@@ -329,7 +327,7 @@ def _stable_id(kind: str, key: str) -> str:
     return PREFIX[kind] + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the kernel kills this process when its parent dies (even by SIGKILL)."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -351,38 +349,3 @@ def make_worker(home: Path, url: str | None = None, *, device: str | None = None
                     lease_s=lease_s, training=training)
     log.info("worker %s: device %s, %d GPU(s), lease %g s", worker.id, device, gpus, lease_s)
     return worker
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m tunesmith.jobs.worker`: what `tunesmith serve` starts (`tunesmith worker` is
-    the command for people)."""
-    ap = argparse.ArgumentParser(prog="python -m tunesmith.jobs.worker")
-    ap.add_argument("--home", required=True, type=Path)
-    ap.add_argument("--database", "--store", dest="database", default=None,
-                    help="database URL (default: $TUNESMITH_DATABASE_URL, else SQLite in --home)")
-    ap.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
-    ap.add_argument("--device", choices=["cpu", "cuda"], default=None)
-    ap.add_argument("--gpus", type=int, default=None)
-    from tunesmith.cli.worker import add_job_options
-
-    add_job_options(ap)
-    args = ap.parse_args(argv)
-    # SIGTERM (the server stopping) unwinds like an exception, so the job's lease is released
-    # and the next worker resumes it at once instead of when the lease runs out.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    _die_with_parent()
-    if args.parent is not None and os.getppid() != args.parent:
-        return 0
-    args.home.mkdir(parents=True, exist_ok=True)
-    # Every worker of the home appends to one log; the pid tells them apart.
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(process)d %(name)s %(message)s",
-                        handlers=[logging.FileHandler(args.home / "worker.log")])
-    worker = make_worker(args.home, args.database, device=args.device, gpus=args.gpus,
-                         lease_s=args.lease_seconds, training=JobTraining.from_args(args))
-    worker.serve_forever(parent=args.parent)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

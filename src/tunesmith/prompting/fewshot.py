@@ -16,8 +16,9 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+from tunesmith.data.answers import label_of
 from tunesmith.data.examples import Example, Message, Task
-from tunesmith.data.validate import label_of
+from tunesmith.data.tasks import task_kind
 
 
 def select_shots(train: list[Example], k: int, task: Task, seed: int = 0) -> list[Example]:
@@ -26,7 +27,7 @@ def select_shots(train: list[Example], k: int, task: Task, seed: int = 0) -> lis
     if k <= 0 or not train:
         return []
     rng = random.Random(seed)
-    if task != "classification":
+    if not task_kind(task).labelled:
         return rng.sample(train, min(k, len(train)))
     by_label: dict[str, list[Example]] = defaultdict(list)
     for e in train:

@@ -15,18 +15,17 @@ Instructions (`instruction`):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import get_args
 
-from tunesmith.data.examples import Example
-from tunesmith.data.prepare import default_system
+from tunesmith.config import Instruction, Selection
+from tunesmith.data.examples import Example, Message
 from tunesmith.data.taskfile import TaskSpec
+from tunesmith.data.tasks import task_kind
 from tunesmith.prompting.fewshot import prompt_with_shots, select_shots
 from tunesmith.prompting.similar import NearestShots
 
-Selection = Literal["stratified", "similar"]
-Instruction = Literal["own", "labels", "none"]
-SELECTIONS: tuple[Selection, ...] = ("stratified", "similar")
-INSTRUCTIONS: tuple[Instruction, ...] = ("own", "labels", "none")
+SELECTIONS: tuple[Selection, ...] = get_args(Selection)
+INSTRUCTIONS: tuple[Instruction, ...] = get_args(Instruction)
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,9 @@ def instruction_text(kind: Instruction, spec: TaskSpec) -> str | None:
     """The system message for an instruction kind; None for none."""
     if kind == "none":
         return None
-    if kind == "labels" and spec.task != "chat":
-        return default_system(spec.task, spec.labels)
+    task = task_kind(spec.task)
+    if kind == "labels" and not task.open_ended:
+        return task.default_system(spec.labels)
     return spec.system or None
 
 
@@ -112,6 +112,4 @@ class Prompter:
 
 
 def _bare(text: str) -> Example:
-    from tunesmith.data.examples import Message
-
     return Example(0, [Message("user", text), Message("assistant", "")])

@@ -1,4 +1,4 @@
-"""Report figures: confusion matrix (classification) and per-type F1 (NER)."""
+"""Report figures: confusion matrix (classification), per-type F1 (NER) and the learning curve."""
 
 from __future__ import annotations
 
@@ -66,4 +66,33 @@ def plot_per_type(per_type: dict[str, dict[str, dict]], path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    _save(plt, fig, path)
+
+
+def plot_curve(doc: dict, path: Path, fitted: tuple | None = None) -> None:
+    """curve.png: the measured points with their 95% intervals, the fitted curve `fitted`
+    ((sizes, metric values), drawn as given), prompting rows as bands, the target as a line."""
+    import numpy as np
+
+    plt, fig, ax = _figure(7, 4.2)
+    points = doc["points"]
+    if points:
+        n = np.array([p["n"] for p in points], dtype=float)
+        m = np.array([p["metric"] for p in points])
+        below = np.clip(m - [p["low"] for p in points], 0, None)
+        above = np.clip([p["high"] for p in points] - m, 0, None)
+        ax.errorbar(n, m, yerr=[below, above],
+                    fmt="o", color="C0", capsize=3, label=f"fine-tuned ({doc['method']}), 95% CI")
+        if fitted is not None and doc["fit"]:
+            ax.plot(*fitted, "-", color="C0", alpha=0.6, label=f"fit: {doc['fit']['form']}")
+    for i, band in enumerate(doc["prompting"]):
+        ax.axhspan(band["low"], band["high"], color=f"C{i + 1}", alpha=0.15)
+        ax.axhline(band["metric"], color=f"C{i + 1}", lw=1, label=f"{band['name']} (prompt)")
+    if doc.get("target") is not None:
+        ax.axhline(doc["target"], color="grey", ls=":", lw=1, label=f"target {doc['target']:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel(doc["metric"])
+    ax.set_title("Learning curve on the test split")
+    ax.legend(fontsize=7, loc="lower right")
     _save(plt, fig, path)

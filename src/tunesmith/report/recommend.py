@@ -18,7 +18,7 @@ import numpy as np
 from tunesmith.cost import ApproachCost
 from tunesmith.data.taskfile import TaskSpec
 from tunesmith.evaluation.metrics import paired_bootstrap
-from tunesmith.evaluation.runner import METRIC_NAMES, TASK_METRIC, EvalResult
+from tunesmith.evaluation.runner import EvalResult
 from tunesmith.evaluation.tasks import get_task
 
 RULE = (
@@ -70,8 +70,9 @@ def sampler(result: EvalResult, labels: list[str]) -> Callable[[np.ndarray], flo
 def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels: list[str],
               requests_per_month: int, seed: int = 0) -> Recommendation:
     """Apply RULE to approaches evaluated on the same test examples."""
-    metric = TASK_METRIC[results[0].task]
-    rule = RULE.format(metric=METRIC_NAMES.get(metric, metric), volume=requests_per_month)
+    task = get_task(results[0].task)
+    metric = task.metric_name
+    rule = RULE.format(metric=metric, volume=requests_per_month)
     best = max(results, key=lambda r: r.score)
     samplers = {r.name: sampler(r, labels) for r in results}
     comparisons = []
@@ -80,23 +81,23 @@ def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels:
             continue
         ci = paired_bootstrap(lambda idx, o=other: (samplers[best.name](idx),
                                                     samplers[o.name](idx)), best.n, seed=seed)
-        comparisons.append(Comparison(best.name, other.name, metric, ci["diff"], ci["low"],
+        comparisons.append(Comparison(best.name, other.name, task.metric, ci["diff"], ci["low"],
                                       ci["high"]))
     yearly = {name: c.total(12 * requests_per_month) for name, c in costs.items()}
     if all(c.significant for c in comparisons):
-        reason = (f"{best.name} has the best {METRIC_NAMES.get(metric, metric)} "
+        reason = (f"{best.name} has the best {metric} "
                   f"({best.score:.3f}) and beats every other approach beyond the 95% interval.")
         return Recommendation(best.name, reason, rule, comparisons, yearly)
     tied = [best.name] + [c.other for c in comparisons if not c.significant]
     priced = [name for name in tied if name in costs and costs[name].known]
     unknown = [name for name in tied if name not in priced]
     if not priced:  # no tied approach has a price: quality alone decides
-        reason = (f"{best.name} has the best {METRIC_NAMES.get(metric, metric)} "
+        reason = (f"{best.name} has the best {metric} "
                   f"({best.score:.3f}); it does not beat {', '.join(tied[1:])} significantly, and "
                   "none of them has a known price to break the tie.")
         return Recommendation(best.name, reason, rule, comparisons, yearly)
     choice = min(priced, key=lambda name: yearly[name])
-    reason = (f"{best.name} has the best {METRIC_NAMES.get(metric, metric)} ({best.score:.3f}) "
+    reason = (f"{best.name} has the best {metric} ({best.score:.3f}) "
               f"but does not beat {', '.join(t for t in tied if t != best.name)} significantly; "
               f"among those, {choice} costs least over the first year "
               f"(${yearly[choice]:,.2f})"

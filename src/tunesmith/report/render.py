@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from tunesmith.atomic import write_text
-from tunesmith.evaluation.runner import METRIC_NAMES, TASK_METRIC
+from tunesmith.data.tasks import task_kind
 from tunesmith.report.document import Report
 from tunesmith.report.plots import plot_confusion, plot_per_type
 
@@ -24,16 +24,16 @@ def money(value: float, digits: int = 4) -> str:
 
 def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """The approaches table: header and one row of strings per approach."""
-    metric = TASK_METRIC[report.task["task"]]
-    header = ["approach", METRIC_NAMES.get(metric, metric)]
-    if report.task["task"] == "classification":
+    kind = task_kind(report.task["task"])
+    header = ["approach", kind.metric_name]
+    if kind.labelled:
         header.append("accuracy")
     header += ["invalid", "latency/ex", "tokens/request", "runs on", "$/1k requests", "one-off $"]
     rows = []
     for r in report.results:
         c = report.costs[r.name]
         row = [r.name, f"{r.score:.3f}"]
-        if report.task["task"] == "classification":
+        if kind.labelled:
             row.append(f"{r.metrics['accuracy']:.3f}")
         row += [f"{r.invalid}/{r.n}", f"{1000 * r.latency_s:.0f} ms",
                 f"{r.prompt_tokens:.0f} + {r.completion_tokens:.1f}", c.where,
@@ -132,10 +132,10 @@ def audit_section(report: Report) -> Section | None:
     paragraphs, tables = [], []
     train, test = report.audit.get("train"), report.audit.get("test")
     if train:
-        found = (f"{train['label_errors']:,} probable label errors"
-                 if train["task"] == "classification" else
+        kind = task_kind(train["task"])
+        found = (f"{train['label_errors']:,} probable label errors" if kind.labelled else
                  f"{train['entity_conflicts']:,} entity spans typed unlike elsewhere"
-                 if train["task"] == "ner" else None)
+                 if kind.entities else None)
         paragraphs.append(
             f"Training split ({train['examples']:,} examples): "
             + (f"{found}, " if found else "")
@@ -167,14 +167,35 @@ def curve_section(report: Report) -> Section | None:
     """`## Learning curve` (compare --curve)."""
     if not report.curve:
         return None
-    from tunesmith.cli.curve import curve_sentences
-
     doc = report.curve
     rows = [[f"{p['n']:,}", f"{p['metric']:.3f}", f"[{p['low']:.3f}, {p['high']:.3f}]"]
             for p in doc["points"]]
     return ("Learning curve", [(f"Fine-tuned ({doc['method']}) on nested subsets of the training "
                                "split; prompting rows as bands.")] + curve_sentences(doc),
             [(["examples", doc["metric"], "95% interval"], rows)])
+
+
+def curve_sentences(doc: dict) -> list[str]:
+    """The claims and their backtest, in words (`tunesmith curve` and the compare report)."""
+    out = []
+    if doc.get("fit"):
+        fit = doc["fit"]
+        out.append(f"Fit: {fit['form']} ({fit['chosen_by']}), RMSE {fit['rmse']:.4f} on the "
+                   "points")
+    if doc.get("examples_needed"):
+        out.append(doc["examples_needed"]["text"])
+    if doc.get("beats_best_prompt_from"):
+        out.append(doc["beats_best_prompt_from"]["text"])
+    bt = doc.get("backtest")
+    if bt:
+        out.append(f"Backtest: fitted without the {bt['n']:,}-example point, the curve predicted "
+                   f"{bt['predicted']:.3f} there; measured {bt['measured']:.3f} (error "
+                   f"{bt['error']:+.3f})")
+    elif doc.get("backtest_note"):
+        out.append(f"Backtest: {doc['backtest_note']}")
+    if doc.get("skipped_sizes"):
+        out.append("Not measured (budget): " + ", ".join(f"{n:,}" for n in doc["skipped_sizes"]))
+    return out
 
 
 def _sections(report: Report) -> list[Section]:
@@ -208,13 +229,13 @@ def write_report(report: Report) -> None:
             shutil.copyfile(Path(t["run"]) / "loss.png", target)
             figures[f"Loss curve of {name} (training and validation)"] = target
     figures["Total cost against requests served"] = out / "cost.png"
-    task = report.task["task"]
-    if task == "classification":
+    kind = task_kind(report.task["task"])
+    if kind.labelled:
         fine = report.fine_tuned
         plot_confusion(fine.metrics["confusion"], out / "confusion.png",
                        f"{fine.name}: confusion matrix on the test split")
         figures["Confusion matrix (fine-tuned)"] = out / "confusion.png"
-    elif task == "ner":
+    elif kind.entities:
         plot_per_type({r.name: r.metrics["per_type"] for r in report.results},
                       out / "per_type_f1.png")
         figures["Entity F1 per type"] = out / "per_type_f1.png"
@@ -233,7 +254,7 @@ def write_report(report: Report) -> None:
     paybacks = payback_rows(report)
     searches = search_rows(report)
     md = ["# tunesmith report: prompt it or fine-tune it?\n",
-          (f"Task **{task}** ({len(report.task['labels'])} labels) · fine-tuned `{report.model}` "
+          (f"Task **{report.task['task']}** ({len(report.task['labels'])} labels) · fine-tuned `{report.model}` "
            f"· prompted {', '.join(f'`{m}`' for m in report.prompt_models)} · "
            f"{report.n_train} training / {report.n_test} test examples · {report.created}\n"),
           f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",

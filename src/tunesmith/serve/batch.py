@@ -22,21 +22,31 @@ row's adapter (PEFT's `adapter_names`, "__base__" for the base model itself).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
-from tunesmith.generation import Step, pick_token
-
-if TYPE_CHECKING:
-    from tunesmith.serve.engine import Row
+from tunesmith.generation import Sampling, Step, pick_token
 
 log = logging.getLogger(__name__)
 
 BASE = "__base__"
 """PEFT's adapter name for "no adapter" in a mixed batch."""
+
+
+@dataclass
+class Row:
+    """One choice of one request, queued for the engine thread."""
+
+    key: str
+    """Which loaded model runs it (a model spec or adapter folder)."""
+    prompt: list[int]
+    sampling: Sampling
+    deliver: object
+    """Called (from the engine thread) with each Step, or with an Exception."""
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass

@@ -31,12 +31,11 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.data.render import render
 from tunesmith.errors import TunesmithError
-from tunesmith.generation import Sampling, Step, decode_rows, stop_ids
+from tunesmith.generation import Step, decode_rows, stop_ids
 from tunesmith.modeling import (
     adapter_base,
     load_for_inference,
@@ -44,22 +43,9 @@ from tunesmith.modeling import (
     model_dir,
     resolve_model,
 )
-from tunesmith.serve.batch import BASE, DecodeBatch
+from tunesmith.serve.batch import BASE, DecodeBatch, Row
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Row:
-    """One choice of one request, queued for the engine thread."""
-
-    key: str
-    """Which loaded model runs it (a model spec or adapter folder)."""
-    prompt: list[int]
-    sampling: Sampling
-    deliver: object
-    """Called (from the engine thread) with each Step, or with an Exception."""
-    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 class QueueFull(TunesmithError):

@@ -1,8 +1,10 @@
-"""The objects the endpoints return, as OpenAI's API documents them (`openai.types`).
+"""The objects the endpoints return, as OpenAI's API documents them (`openai.types`): the one
+definition of each response's shape.
 
 They describe the responses in /openapi.json, so clients and schema-driven tests (schemathesis,
-in tests/serve/test_fuzz_api.py) know what comes back; the routes build plain dicts with the
-records' `to_api()`, and the fuzz tests check that those conform.
+in tests/serve/test_fuzz_api.py) know what comes back, and the routes build every response
+from them (`FileObject.of(record).api()`): a record of the store (`jobs/models.py`) becomes the
+object OpenAI's API returns for it, checked against its fields.
 """
 
 from __future__ import annotations
@@ -11,10 +13,19 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from tunesmith.jobs.models import Checkpoint, FileRecord, Job, ModelRecord
+from tunesmith.jobs.models import JobEvent as EventRecord
+
 Auto = Literal["auto"]
 
 
-class ErrorDetail(BaseModel):
+class APIObject(BaseModel):
+    def api(self) -> dict:
+        """The JSON body: every field set (None included), none of the unset optional ones."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class ErrorDetail(APIObject):
     message: str
     type: str
     """`invalid_request_error`, or `server_error` for a 500."""
@@ -23,13 +34,13 @@ class ErrorDetail(BaseModel):
     code: str | None
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(APIObject):
     """Every 4xx/5xx: OpenAI's error body."""
 
     error: ErrorDetail
 
 
-class FileObject(BaseModel):
+class FileObject(APIObject):
     id: str
     object: Literal["file"]
     bytes: int
@@ -41,8 +52,14 @@ class FileObject(BaseModel):
     """For a `fine-tune` file with problems: the data checks' first errors, with lines."""
     expires_at: int | None
 
+    @classmethod
+    def of(cls, r: FileRecord) -> FileObject:
+        return cls(id=r.id, object="file", bytes=r.bytes, created_at=r.created_at,
+                   filename=r.filename, purpose=r.purpose, status=r.status,
+                   status_details=r.status_details, expires_at=None)
 
-class FileList(BaseModel):
+
+class FileList(APIObject):
     object: Literal["list"]
     data: list[FileObject]
     has_more: bool
@@ -50,13 +67,13 @@ class FileList(BaseModel):
     last_id: str | None
 
 
-class Deleted(BaseModel):
+class Deleted(APIObject):
     id: str
     object: Literal["file", "model"]
     deleted: bool
 
 
-class Hyperparameters(BaseModel):
+class Hyperparameters(APIObject):
     n_epochs: Auto | int
     batch_size: Auto | int
     learning_rate_multiplier: Auto | float
@@ -64,24 +81,24 @@ class Hyperparameters(BaseModel):
     """DPO jobs only."""
 
 
-class JobError(BaseModel):
+class JobError(APIObject):
     code: str
     message: str
     param: str | None
 
 
-class SupervisedMethod(BaseModel):
+class SupervisedMethod(APIObject):
     hyperparameters: Hyperparameters
 
 
-class Method(BaseModel):
+class Method(APIObject):
     type: Literal["supervised", "dpo"]
     supervised: SupervisedMethod | None = None
     dpo: SupervisedMethod | None = None
     """The same shape: {"hyperparameters": {..., "beta"}}."""
 
 
-class FineTuningJob(BaseModel):
+class FineTuningJob(APIObject):
     id: str
     object: Literal["fine_tuning.job"]
     created_at: int
@@ -105,14 +122,27 @@ class FineTuningJob(BaseModel):
     integrations: list
     method: Method
 
+    @classmethod
+    def of(cls, job: Job) -> FineTuningJob:
+        hp = job.hyperparameters
+        return cls(
+            id=job.id, object="fine_tuning.job", created_at=job.created_at,
+            finished_at=job.finished_at, model=job.model, fine_tuned_model=job.fine_tuned_model,
+            organization_id=job.project, status=job.status, hyperparameters=hp,
+            training_file=job.training_file, validation_file=job.validation_file,
+            result_files=job.result_files, trained_tokens=job.trained_tokens, error=job.error,
+            seed=job.seed, suffix=job.suffix, metadata=job.metadata,
+            estimated_finish=job.estimated_finish, integrations=job.integrations,
+            method={"type": job.method, job.method: {"hyperparameters": hp}})
 
-class JobList(BaseModel):
+
+class JobList(APIObject):
     object: Literal["list"]
     data: list[FineTuningJob]
     has_more: bool
 
 
-class JobEvent(BaseModel):
+class JobEvent(APIObject):
     id: str
     object: Literal["fine_tuning.job.event"]
     created_at: int
@@ -121,14 +151,19 @@ class JobEvent(BaseModel):
     type: Literal["message", "metrics"]
     data: dict
 
+    @classmethod
+    def of(cls, e: EventRecord) -> JobEvent:
+        return cls(id=e.id, object="fine_tuning.job.event", created_at=e.created_at,
+                   level=e.level, message=e.message, type=e.type, data=e.data or {})
 
-class EventList(BaseModel):
+
+class EventList(APIObject):
     object: Literal["list"]
     data: list[JobEvent]
     has_more: bool
 
 
-class JobCheckpoint(BaseModel):
+class JobCheckpoint(APIObject):
     id: str
     object: Literal["fine_tuning.job.checkpoint"]
     created_at: int
@@ -138,8 +173,14 @@ class JobCheckpoint(BaseModel):
     step_number: int
     metrics: dict
 
+    @classmethod
+    def of(cls, c: Checkpoint) -> JobCheckpoint:
+        return cls(id=c.id, object="fine_tuning.job.checkpoint", created_at=c.created_at,
+                   fine_tuning_job_id=c.job_id, fine_tuned_model_checkpoint=c.model_id,
+                   step_number=c.step, metrics=c.metrics)
 
-class CheckpointList(BaseModel):
+
+class CheckpointList(APIObject):
     object: Literal["list"]
     data: list[JobCheckpoint]
     has_more: bool
@@ -147,19 +188,24 @@ class CheckpointList(BaseModel):
     last_id: str | None
 
 
-class Model(BaseModel):
+class Model(APIObject):
     id: str
     object: Literal["model"]
     created: int
     owned_by: str
 
+    @classmethod
+    def of(cls, m: ModelRecord) -> Model:
+        return cls(id=m.id, object="model", created=m.created_at,
+                   owned_by=m.project or "tunesmith")
 
-class ModelList(BaseModel):
+
+class ModelList(APIObject):
     object: Literal["list"]
     data: list[Model]
 
 
-class TopLogprob(BaseModel):
+class TopLogprob(APIObject):
     token: str
     logprob: float
     bytes: list[int] | None
@@ -169,24 +215,24 @@ class TokenLogprob(TopLogprob):
     top_logprobs: list[TopLogprob]
 
 
-class ChoiceLogprobs(BaseModel):
+class ChoiceLogprobs(APIObject):
     content: list[TokenLogprob] | None
     refusal: None
 
 
-class FunctionCall(BaseModel):
+class FunctionCall(APIObject):
     name: str
     arguments: str
     """JSON, as the model wrote it."""
 
 
-class ToolCall(BaseModel):
+class ToolCall(APIObject):
     id: str
     type: Literal["function"]
     function: FunctionCall
 
 
-class AssistantMessage(BaseModel):
+class AssistantMessage(APIObject):
     role: Literal["assistant"]
     content: str | None
     refusal: None
@@ -194,20 +240,20 @@ class AssistantMessage(BaseModel):
     """Calls parsed from the answer when the request gave `tools`."""
 
 
-class Choice(BaseModel):
+class Choice(APIObject):
     index: int
     message: AssistantMessage
     logprobs: ChoiceLogprobs | None
     finish_reason: Literal["stop", "length", "tool_calls"]
 
 
-class Usage(BaseModel):
+class Usage(APIObject):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
 
 
-class ChatCompletion(BaseModel):
+class ChatCompletion(APIObject):
     id: str
     object: Literal["chat.completion"]
     created: int

@@ -35,9 +35,10 @@ from tunesmith.atomic import atomic_dir
 from tunesmith.config import ResolvedConfig, load_config
 from tunesmith.data.taskfile import read_task
 from tunesmith.errors import UsageError
+from tunesmith.heads import write_head_base
 from tunesmith.modeling import adapter_base, model_dir, resolve_model
 from tunesmith.training.methods import load_weights, save_weights
-from tunesmith.training.objectives import write_head_base
+from tunesmith.training.sharding import load_full_state, peft_names
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ def load_checkpoint(
     `sharded`: into an FSDP model (every process reads the gathered files)."""
     if sharded:
         from safetensors.torch import load_file
-
-        from tunesmith.training.sharding import load_full_state, peft_names
 
         if method == "lora":
             names = peft_names(model)

@@ -24,17 +24,12 @@ from torch.utils.checkpoint import checkpoint
 
 from tunesmith.data.packing import Batch
 from tunesmith.data.render import IGNORE_INDEX
+from tunesmith.modeling import hf_model
+from tunesmith.training.attention import use_packed_attention
 
 CHUNK_ELEMENTS = 2**26
 """Logit elements (answer positions x vocabulary) above which the output layer runs in chunks of
 about this size: 256 MB of fp32 logits."""
-
-
-def hf_model(model: nn.Module) -> nn.Module:
-    """The transformers model inside a PEFT wrapper (LoRA layers are injected in place, so
-    calling its parts still runs the adapters)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
 
 
 class CausalLMLoss(nn.Module):
@@ -42,8 +37,6 @@ class CausalLMLoss(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        from tunesmith.training.attention import use_packed_attention
-
         use_packed_attention(model)
         self.model = model
         inner = hf_model(model)

@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Literal
 
 import torch
 
+from tunesmith.config import ResolvedConfig
 from tunesmith.errors import UsageError
 
 OptimizerName = Literal["adamw", "adamw-8bit"]
@@ -52,3 +54,20 @@ def import_bitsandbytes(what: str):
         raise UsageError(f"{what} needs bitsandbytes: pip install 'tunesmith[quantize]' "
                          "(or pip install bitsandbytes).") from None
     return bitsandbytes
+
+
+def lr_schedule(cfg: ResolvedConfig):
+    """Multiplier of the peak learning rate at each step: linear warm-up, then decay to 0."""
+    warm, total = cfg.warmup_steps, max(cfg.total_steps, 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        progress = (step - warm) / max(total - warm, 1)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if cfg.schedule == "linear":
+            return max(0.0, 1 - progress)
+        return 1.0
+
+    return factor

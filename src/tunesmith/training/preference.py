@@ -41,6 +41,8 @@ from tunesmith.data.packing import Batch, collate_packed, collate_padded, pack
 from tunesmith.data.preference import PreferenceExample
 from tunesmith.data.render import Tokenized, tokenize_example
 from tunesmith.errors import UsageError
+from tunesmith.modeling import load_model
+from tunesmith.training import distributed as D
 from tunesmith.training.loss import CausalLMLoss
 
 log = logging.getLogger(__name__)
@@ -184,8 +186,6 @@ class PreferenceObjective:
                     tokenize_example(tokenizer, example.rejected_example(), max_seq_len))
 
     def load(self, spec: str, *, dtype=None, device=None, quantization=None) -> nn.Module:
-        from tunesmith.modeling import load_model
-
         return load_model(spec, device=device, dtype=dtype, quantization=quantization)
 
     def loss(self, model: nn.Module) -> nn.Module:
@@ -255,8 +255,6 @@ def run_reference(run: Path, loss_fn: DPOLoss, train: list[Pair], valid: list[Pa
     """Attach the reference log-probabilities to a run's pairs: computed with the model as it
     starts (each process its share, summed) and saved in RUN/reference.pt, or, for a resumed
     run, read back from there."""
-    from tunesmith.training import distributed as D
-
     saved = load_reference(run, len(train), len(valid)) if resuming else None
     if saved is None:
         if resuming:

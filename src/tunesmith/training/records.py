@@ -94,3 +94,24 @@ def plot_loss(path: Path, records: list[dict], title: str = "") -> None:
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png")
     plt.close(fig)
+
+
+def named(sums: list[float], prefix: str, stat_names: tuple[str, ...]) -> dict[str, float]:
+    """(loss sum, count, statistic sums...) -> {prefix_loss: mean, prefix_<stat>: mean, ...}."""
+    n = max(sums[1], 1)
+    return {f"{prefix}_loss": sums[0] / n,
+            **{f"{prefix}_{name}": value / n for name, value in zip(stat_names, sums[2:])}}
+
+
+def describe(measured: dict[str, float]) -> str:
+    """`loss 0.4213, mean_token_accuracy 0.8120` for a log line."""
+    return ", ".join(f"{k.split('_', 2)[-1] if k.startswith('full_valid') else k} {v:.4f}"
+                     for k, v in measured.items())
+
+
+def latest_metrics(records: list[dict]) -> dict:
+    """The newest value of every metric (OpenAI's checkpoint `metrics`)."""
+    out: dict = {}
+    for r in records:
+        out.update({k: v for k, v in r.items() if k not in ("epoch", "tokens", "tokens_per_s")})
+    return out

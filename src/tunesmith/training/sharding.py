@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tunesmith.training.loss import hf_model
+from tunesmith.modeling import hf_model
 
 
 def shard(loss_fn: nn.Module, model: nn.Module, device: torch.device, world: int) -> nn.Module:

@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from tunesmith.config import TrainConfig
-from tunesmith.modeling import ModelRef, load_model
-from tunesmith.training import distributed as D
+from tunesmith.modeling import ModelRef, load_model, supports_bf16
 from tunesmith.training.methods import PREPARE
 from tunesmith.training.quantization import keep_training_layout, quantization_config
 
@@ -36,7 +35,7 @@ class Numerics:
     @classmethod
     def of(cls, precision: str, device: torch.device) -> Numerics:
         bf16 = precision in ("bf16", "bf16-true") or (precision == "auto"
-                                                      and D.supports_bf16(device))
+                                                      and supports_bf16(device))
         return cls(bf16, precision == "bf16-true")
 
     def autocast(self, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:

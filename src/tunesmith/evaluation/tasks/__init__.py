@@ -1,5 +1,7 @@
 """One object per task kind: what its gold answer is, how a backend predicts it, its metrics
-and its bootstrap sampler. A new task is one module here plus a line in `TASKS`.
+and its bootstrap sampler. Each extends the task kind of the data layer (`data/tasks.py`: the
+metric it is decided on, its classes, its checks). A new task is a class there, one module
+here, and a line in each registry.
 
     task            gold                     predicted by                       decided on
     classification  the label                label scores (or generate+parse)    macro-F1
@@ -9,61 +11,19 @@ and its bootstrap sampler. A new task is one module here plus a line in `TASKS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from tunesmith.data.tasks import TASK_KINDS
+from tunesmith.evaluation.tasks.base import EvalTask, Mode, Predictions
+from tunesmith.evaluation.tasks.chat import ChatTask
+from tunesmith.evaluation.tasks.classification import ClassificationTask
+from tunesmith.evaluation.tasks.ner import NerTask
 
-import numpy as np
+__all__ = ["EVAL_TASKS", "EvalTask", "Mode", "Predictions", "get_task"]
 
-from tunesmith.data.examples import Example
-from tunesmith.data.taskfile import TaskSpec
-
-Mode = Literal["score", "generate"]
-
-
-@dataclass
-class Predictions:
-    values: list
-    """Per example: a label (None: invalid), an entity list, or a text."""
-    invalid: int
-    """Answers that named no label, held no readable entity list, or were cut off (chat)."""
-    prompt_tokens: list[int]
-    completion_tokens: list[int]
-    mode: Mode = "generate"
-    """How they were made: `score` (label scores) or `generate`."""
-    metrics: dict = field(default_factory=dict)
-    """Extra metrics the prediction itself measured (chat: loss, perplexity)."""
-    notes: list[str] = field(default_factory=list)
-    """What a reader should know (labels decided by generation where scores could not)."""
-
-
-class EvalTask(Protocol):
-    name: str
-    metric: str
-    """The metric decisions are made on (a key of `metrics()`)."""
-
-    def gold(self, example: Example) -> object: ...
-
-    def predict(self, backend, examples: list[Example], conversations: list[list[dict]],
-                spec: TaskSpec, *, mode: Mode, max_new_tokens: int | None,
-                offsets: np.ndarray | None) -> Predictions: ...
-
-    def metrics(self, gold: list, pred: list, spec: TaskSpec) -> dict: ...
-
-    def sampler(self, gold: list, pred: list, spec: TaskSpec) -> Callable[[np.ndarray], float]: ...
+EVAL_TASKS: dict[str, EvalTask] = {t.name: t for t in (ClassificationTask(), NerTask(),
+                                                         ChatTask())}
+assert EVAL_TASKS.keys() == TASK_KINDS.keys()
 
 
 def get_task(name: str) -> EvalTask:
-    from tunesmith.evaluation.tasks.chat import ChatTask
-    from tunesmith.evaluation.tasks.classification import ClassificationTask
-    from tunesmith.evaluation.tasks.ner import NerTask
-
-    tasks: dict[str, EvalTask] = {"classification": ClassificationTask(), "ner": NerTask(),
-                                  "chat": ChatTask()}
-    return tasks[name]
-
-
-TASK_METRIC = {"classification": "macro_f1", "ner": "f1", "chat": "token_f1"}
-"""The metric each task is decided on (each task's `metric`)."""
-METRIC_NAMES = {"macro_f1": "macro-F1", "f1": "entity F1", "token_f1": "token F1",
-                "accuracy": "accuracy"}
+    """The evaluation task of `name` (the same names as `data.tasks.TASK_KINDS`)."""
+    return EVAL_TASKS[name]

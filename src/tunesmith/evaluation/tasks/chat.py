@@ -9,13 +9,12 @@ import numpy as np
 
 from tunesmith.data.examples import Example
 from tunesmith.data.taskfile import TaskSpec
+from tunesmith.data.tasks import Chat
 from tunesmith.evaluation.metrics import exact_match, mean_sampler, token_f1
-from tunesmith.evaluation.tasks import Mode, Predictions
+from tunesmith.evaluation.tasks.base import EvalTask, Mode, Predictions
 
 
-class ChatTask:
-    name = "chat"
-    metric = "token_f1"
+class ChatTask(Chat, EvalTask):
 
     def gold(self, example: Example) -> str:
         return example.target

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from tunesmith.data.answers import label_of
 from tunesmith.data.examples import Example
 from tunesmith.data.taskfile import TaskSpec
-from tunesmith.data.validate import label_of
+from tunesmith.data.tasks import Classification
 from tunesmith.evaluation.metrics import classification_metrics, macro_f1_sampler
 from tunesmith.evaluation.parsing import parse_label
-from tunesmith.evaluation.tasks import Mode, Predictions
+from tunesmith.evaluation.tasks.base import EvalTask, Mode, Predictions
 
 
-class ClassificationTask:
-    name = "classification"
-    metric = "macro_f1"
+class ClassificationTask(Classification, EvalTask):
 
     def gold(self, example: Example) -> str:
         return label_of(example)

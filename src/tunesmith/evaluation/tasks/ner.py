@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from tunesmith.data.answers import parse_entities as parse_gold_entities
 from tunesmith.data.examples import Example
 from tunesmith.data.taskfile import TaskSpec
-from tunesmith.data.validate import parse_entities as parse_gold_entities
+from tunesmith.data.tasks import Ner
 from tunesmith.evaluation.metrics import entity_f1_sampler, entity_metrics
 from tunesmith.evaluation.parsing import parse_entities
-from tunesmith.evaluation.tasks import Mode, Predictions
+from tunesmith.evaluation.tasks.base import EvalTask, Mode, Predictions
 
 
-class NerTask:
-    name = "ner"
-    metric = "f1"
+class NerTask(Ner, EvalTask):
 
     def gold(self, example: Example) -> list[tuple[str, str]]:
         return [(x["text"], x["type"]) for x in parse_gold_entities(example.target) or []]

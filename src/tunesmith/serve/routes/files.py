@@ -49,7 +49,7 @@ async def upload_file(request: Request, settings: SettingsDep, store: StoreDep,
     record = FileRecord(new_id("file"), project, upload.filename or "upload.jsonl", purpose,
                         upload.size, now(), relative, "processed", details)
     store.add_file(record)
-    return record.to_api()
+    return objects.FileObject.of(record).api()
 
 
 def _check(path, filename) -> str | None:
@@ -70,14 +70,15 @@ def list_files(store: StoreDep, project: ProjectDep, purpose: str | None = None,
                after: str | None = None,
                limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> dict:
     files, more = store.list_files(project, purpose, after, limit)
-    return {"object": "list", "data": [f.to_api() for f in files], "has_more": more,
+    data = [objects.FileObject.of(f).api() for f in files]
+    return {"object": "list", "data": data, "has_more": more,
             "first_id": files[0].id if files else None,
             "last_id": files[-1].id if files else None}
 
 
 @router.get("/{file_id}", responses=ok(objects.FileObject))
 def retrieve_file(file_id: str, store: StoreDep, project: ProjectDep) -> dict:
-    return _file(store, project, file_id).to_api()
+    return objects.FileObject.of(_file(store, project, file_id)).api()
 
 
 @router.delete("/{file_id}", responses=ok(objects.Deleted))

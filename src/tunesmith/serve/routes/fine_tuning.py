@@ -64,19 +64,20 @@ def create_job(body: JobCreate, store: StoreDep, project: ProjectDep, settings: 
     # Checked at once, beside the worker: a bad file fails its job in seconds even while
     # another job trains.
     background.add_task(validate_job, store, settings.home, job)
-    return job.to_api()
+    return objects.FineTuningJob.of(job).api()
 
 
 @router.get("", responses=ok(objects.JobList))
 def list_jobs(store: StoreDep, project: ProjectDep, after: str | None = None,
               limit: Limit = 20) -> dict:
     jobs, more = store.list_jobs(project, after, limit)
-    return {"object": "list", "data": [j.to_api() for j in jobs], "has_more": more}
+    return {"object": "list", "data": [objects.FineTuningJob.of(j).api() for j in jobs],
+            "has_more": more}
 
 
 @router.get("/{job_id}", responses=ok(objects.FineTuningJob))
 def retrieve_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
-    return _job(store, project, job_id).to_api()
+    return objects.FineTuningJob.of(_job(store, project, job_id)).api()
 
 
 @router.post("/{job_id}/cancel", responses=ok(objects.FineTuningJob))
@@ -87,7 +88,7 @@ def cancel_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
                        param="fine_tuning_job_id", code="invalid_state")
     job = store.cancel_job(job_id)
     store.add_event(job_id, "cancel-requested", "Job cancellation requested")
-    return job.to_api()
+    return objects.FineTuningJob.of(job).api()
 
 
 @router.post("/{job_id}/pause", responses=ok(objects.FineTuningJob))
@@ -106,7 +107,7 @@ def pause_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
     if job.status == "paused":
         store.add_event(job_id, f"pause-requested:{secrets.token_hex(4)}",
                         "Job pause requested" + (": pausing at the next step" if running else ""))
-    return job.to_api()
+    return objects.FineTuningJob.of(job).api()
 
 
 @router.post("/{job_id}/resume", responses=ok(objects.FineTuningJob))
@@ -122,7 +123,7 @@ def resume_job(job_id: str, store: StoreDep, project: ProjectDep) -> dict:
     job = store.update_job(job_id, only_from=frozenset({"paused"}), status=status,
                            paused_at=None)
     store.add_event(job_id, f"resumed:{secrets.token_hex(4)}", "Fine-tuning job resumed")
-    return job.to_api()
+    return objects.FineTuningJob.of(job).api()
 
 
 @router.get("/{job_id}/events", responses=ok(objects.EventList))
@@ -130,7 +131,8 @@ def list_events(job_id: str, store: StoreDep, project: ProjectDep, after: str | 
                 limit: Limit = 20) -> dict:
     _job(store, project, job_id)
     events, more = store.list_events(job_id, after, limit)
-    return {"object": "list", "data": [e.to_api() for e in events], "has_more": more}
+    return {"object": "list", "data": [objects.JobEvent.of(e).api() for e in events],
+            "has_more": more}
 
 
 @router.get("/{job_id}/checkpoints", responses=ok(objects.CheckpointList))
@@ -138,7 +140,7 @@ def list_checkpoints(job_id: str, store: StoreDep, project: ProjectDep,
                      after: str | None = None, limit: Limit = 10) -> dict:
     _job(store, project, job_id)
     checkpoints, more = store.list_checkpoints(job_id, after, limit)
-    data = [c.to_api() for c in checkpoints]
+    data = [objects.JobCheckpoint.of(c).api() for c in checkpoints]
     return {"object": "list", "data": data, "has_more": more,
             "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None}

@@ -13,7 +13,8 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 @router.get("", responses=ok(objects.ModelList))
 def list_models(store: StoreDep, project: ProjectDep) -> dict:
-    return {"object": "list", "data": [m.to_api() for m in store.list_models(project)]}
+    return {"object": "list",
+            "data": [objects.Model.of(m).api() for m in store.list_models(project)]}
 
 
 @router.get("/{model_id:path}", responses=ok(objects.Model))
@@ -21,7 +22,7 @@ def retrieve_model(model_id: str, store: StoreDep, project: ProjectDep) -> dict:
     model = store.get_model(project, model_id)
     if model is None:
         raise not_found("model", model_id, "model")
-    return model.to_api()
+    return objects.Model.of(model).api()
 
 
 @router.delete("/{model_id:path}", responses=ok(objects.Deleted))

@@ -17,9 +17,22 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+import torch
 
 from tunesmith.atomic import atomic_open
-from tunesmith.config import TrainConfig
+from tunesmith.audit.report import audit_file
+from tunesmith.config import (
+    SEARCH_EXAMPLES,
+    EndpointOptions,
+    Shots,
+    TrainConfig,
+    parse_method,
+    parse_methods,
+    parse_shots,
+    shots_label,
+)
 from tunesmith.cost import break_even, plot_costs
 from tunesmith.data.splits import load_task_data, read_valid
 from tunesmith.data.taskfile import write_task
@@ -33,11 +46,14 @@ from tunesmith.modeling import DEFAULT_MODEL
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.pricing import load_prices
 from tunesmith.prompting.prompter import PromptConfig
-from tunesmith.prompting.search import search_prompt
 from tunesmith.report.costs import price_approaches
 from tunesmith.report.document import Report
 from tunesmith.report.recommend import recommend
-from tunesmith.training.tune import tune
+from tunesmith.report.render import write_report
+from tunesmith.studies.curve import CurveConfig, parse_sizes, run_curve
+from tunesmith.studies.prompt_search import search_prompt
+from tunesmith.studies.tune import tune
+from tunesmith.training import train
 
 log = logging.getLogger(__name__)
 
@@ -45,49 +61,62 @@ REPORT_FILES = ("report.json", "report.md", "report.html", "cost.png", "data/tas
 """Files compare writes at the top of REPORT_DIR; any of them marks a folder it made."""
 
 
-@dataclass
-class CompareConfig:
-    data: str
+@dataclass(kw_only=True)
+class CompareConfig(EndpointOptions):
+    """`tunesmith compare`: every flag is a field (its docstring is the help)."""
+
+    data: str = field(default="", metadata={"metavar": "DIR", "required": True})
     """A `data prepare` folder: train.jsonl, validation.jsonl, test.jsonl, task.json."""
-    out: str = "report"
     model: str = DEFAULT_MODEL
-    """The model fine-tuned."""
-    prompt_models: list[str] = field(default_factory=list)
-    """Models prompted (model specs or `openai:NAME`); empty: `model`."""
-    shots: list[int | str] = field(default_factory=lambda: [0, 5, "auto"])
-    """Prompting rows per prompted model: k-shot for each number; `auto` adds `best prompt`,
-    chosen on the validation split."""
-    methods: list[str] = field(default_factory=lambda: ["lora"])
-    """Fine-tuning approaches, one row each: `lora`, `full` (the answer as text), `lora-head`,
-    `full-head` (a classifier or token-classification head for the task)."""
-    requests_per_month: int = 100_000
-    prices: str | None = None
-    max_train: int | None = None
+    """The model to fine-tune (and to prompt, without --prompt-model)."""
+    prompt_models: list[str] = field(default_factory=list, metadata={
+        "flag": "--prompt-model", "append": True, "metavar": "SPEC"})
+    """A model to prompt instead, repeatable: a model spec or openai:NAME (e.g.
+    openai:gpt-4.1-mini); default: --model."""
+    shots: Shots = field(default_factory=lambda: [0, 5, "auto"],
+                         metadata={"parse": parse_shots, "metavar": "K[,K...][,auto]"})
+    """Prompting rows per prompted model: a k-shot row per number; auto adds `best prompt`,
+    the instruction/shots/selection/calibration chosen on the validation split."""
+    methods: list[str] = field(default_factory=lambda: ["lora"], metadata={
+        "flag": "--method", "parse": parse_methods, "metavar": "METHODS"})
+    """Fine-tuning approaches, one row each, comma-separated (the names of `train --method`;
+    DPO needs preference rows, which a prepared folder does not hold)."""
+    epochs: int | Literal["auto"] = field(default="auto", metadata={"low": 1})
+    """Training epochs, or auto (the rule for the data size; `train --epochs`)."""
+    out: str = field(default="report", metadata={"metavar": "REPORT_DIR"})
+    """Report folder: new, empty, or one compare wrote."""
+    requests_per_month: int = field(default=100_000, metadata={"metavar": "N", "low": 0})
+    """Volume the costs and the break-even are computed for."""
+    prices: str | None = field(default=None, metadata={"metavar": "FILE"})
+    """Price table YAML (default: the shipped one)."""
+    max_train: int | None = field(default=None, metadata={"metavar": "N", "low": 1})
     """Use only the first N training examples (the splits are already shuffled)."""
-    max_test: int | None = None
-    epochs: int | str = "auto"
-    mode: str = "score"
-    """Classification: `score` (label log-likelihood) or `generate`."""
-    seed: int = 0
-    quiet: bool = False
-    base_url: str | None = None
-    api_key_env: str | None = None
-    concurrency: int = 8
-    use_cache: bool = True
-    search_examples: int = 200
-    """Validation examples each prompt candidate is scored on (`auto`)."""
+    max_test: int | None = field(default=None, metadata={"metavar": "N", "low": 1})
+    """Evaluate on the first N test examples."""
+    mode: Literal["score", "generate"] = "score"
+    """Classification: label log-likelihood (default) or generate-and-parse."""
+    seed: int = field(default=0, metadata={"low": 0, "high": 2**32 - 1})
+    """Shot selection, training and bootstrap seed."""
+    search_examples: int = field(default=SEARCH_EXAMPLES, metadata={"metavar": "N", "low": 1})
+    """auto: validation examples each prompt candidate is scored on."""
     tune: bool = False
-    """Choose each fine-tune's learning rate and epochs on the validation split (`train
-    --tune`); the time of every trial counts as training time."""
-    tune_budget_minutes: float = 60.0
-    """Per fine-tuning approach."""
+    """Choose each fine-tune's learning rate and epochs on the validation split (as train
+    --tune); every trial's time counts as training time."""
+    tune_budget_minutes: float = field(default=60.0, metadata={"metavar": "MIN", "low": 0, "low_open": True})
+    """--tune: wall-clock budget per fine-tuning approach."""
     audit: bool = True
-    """Audit the training split and the test split against it (TF-IDF probe; seconds)."""
+    """Audit the training split and the test split against it (seconds with the TF-IDF probe;
+    `tunesmith data audit` runs the full one); --no-audit skips it."""
     curve: bool = False
-    """Also measure the learning curve of the first method (`tunesmith curve`) in REPORT_DIR/curve."""
-    curve_sizes: list[int] | None = None
-    target: float | None = None
-    """`curve`: the metric value to estimate the examples needed for."""
+    """Also measure the learning curve of the first --method (as `tunesmith curve`, one
+    fine-tune per size) into REPORT_DIR/curve and the report."""
+    curve_sizes: list[int] | None = field(default=None, metadata={
+        "parse": parse_sizes, "metavar": "SIZES"})
+    """--curve: training-set sizes, or auto."""
+    target: float | None = field(default=None, metadata={"metavar": "X", "low": 0, "high": 1, "high_open": True})
+    """--curve: the metric value to estimate the examples needed for."""
+    quiet: bool = False
+    """No progress bars."""
 
 
 def compare(cfg: CompareConfig) -> Report:
@@ -98,10 +127,6 @@ def compare(cfg: CompareConfig) -> Report:
             endpoint is misconfigured, `auto` without a validation split.
         EndpointError: an endpoint refused or stopped answering.
     """
-    import torch
-
-    from tunesmith.training import train
-
     out = claim_dir(cfg.out, owned=REPORT_FILES)
     data = Path(cfg.data)
     check_not_input([out / "data", out / "run", *(out / name for name in REPORT_FILES)],
@@ -114,9 +139,7 @@ def compare(cfg: CompareConfig) -> Report:
         raise UsageError(f"--data {cfg.data}: no training examples (train.jsonl beside the test "
                          "split); compare needs a `tunesmith data prepare` folder.")
     for method in cfg.methods:  # a wrong method fails now, not after the prompting arms
-        if method not in METHODS:
-            raise UsageError(f"--method {method}: one of {', '.join(METHODS)}.")
-        _head(method, td.spec.task)
+        parse_method(method).check_prepared(td.spec.task)
     val_path = td.folder / "validation.jsonl"
     validation = read_valid(val_path).examples if val_path.is_file() and \
         val_path.stat().st_size else []
@@ -143,16 +166,16 @@ def compare(cfg: CompareConfig) -> Report:
                                concurrency=cfg.concurrency, use_cache=cfg.use_cache,
                                seed=cfg.seed)
         prefix = "" if prompt_models == [cfg.model] else f"{spec} · "
-        for shots in _ordered(cfg.shots):
+        for shots in parse_shots(",".join(map(str, cfg.shots))):
             if shots == "auto":
                 search = search_prompt(backend, td.spec, train_examples, validation,
                                        mode=cfg.mode, seed=cfg.seed,
                                        max_examples=cfg.search_examples)
                 searches[spec] = search.to_dict()
-                prompt, name = search.best, f"{prefix}best prompt"
+                prompt = search.best
             else:
                 prompt = PromptConfig(int(shots), seed=cfg.seed)
-                name = prefix + (f"{shots}-shot" if shots else "zero-shot")
+            name = prefix + shots_label(shots)
             log.info("evaluating %s on %d test examples", name, len(test))
             results.append(evaluate(backend, test, td.spec, prompt=prompt, train=train_examples,
                                     name=name, kind="prompt", mode=cfg.mode))
@@ -176,8 +199,7 @@ def compare(cfg: CompareConfig) -> Report:
         started = time.perf_counter()
         config = TrainConfig(
             train_file=str(train_file), val_file=str(val_path) if validation else None,
-            out=str(run_dir), model=cfg.model, method=method.removesuffix("-head"),
-            head=_head(method, td.spec.task), epochs=cfg.epochs, seed=cfg.seed,
+            out=str(run_dir), model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
             quiet=cfg.quiet, tune=cfg.tune, tune_budget_minutes=cfg.tune_budget_minutes)
         if cfg.tune:
             summary = tune(config).run_summary()
@@ -205,8 +227,6 @@ def compare(cfg: CompareConfig) -> Report:
 
     curve = None
     if cfg.curve:
-        from tunesmith.curve.run import CurveConfig, run_curve
-
         curve = run_curve(CurveConfig(
             data=cfg.data, out=str(out / "curve"), model=cfg.model, method=cfg.methods[0],
             sizes=cfg.curve_sizes, target=cfg.target, max_test=cfg.max_test,
@@ -231,21 +251,16 @@ def compare(cfg: CompareConfig) -> Report:
     plot_costs(list(costs.values()) + [openai_costs[best.name],
                                        openai_costs[report.fine_tuned.name]],
                out / "cost.png", marker=cfg.requests_per_month)
-    from tunesmith.report.render import write_report
-
     write_report(report)
     return report
 
 
-METHODS = ("lora", "full", "lora-head", "full-head")
 SHOWN = 5
 """Examples of each audit finding the report lists."""
 
 
 def audit_summary(folder: Path) -> dict:
     """`data audit` of train.jsonl, and of test.jsonl against it: counts and the top findings."""
-    from tunesmith.audit.report import audit_file
-
     summary = {}
     train = folder / "train.jsonl"
     for split, path in (("train", train), ("test", folder / "test.jsonl")):
@@ -265,18 +280,3 @@ def audit_summary(folder: Path) -> dict:
             "top_near_duplicates": [d.to_dict() for d in within[:SHOWN]],
         }
     return summary
-
-
-def _head(method: str, task: str) -> str:
-    """`lora-head` / `full-head` -> the head the task takes (classifier or token)."""
-    if not method.endswith("-head"):
-        return "lm"
-    if task == "chat":
-        raise UsageError(f"--method {method}: a chat task has no head; use lora or full.")
-    return "classifier" if task == "classification" else "token"
-
-
-def _ordered(shots: list[int | str]) -> list[int | str]:
-    """Numbers ascending, then `auto`, each once."""
-    numbers = sorted({int(s) for s in shots if s != "auto"})
-    return numbers + (["auto"] if "auto" in shots else [])

@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import ASSETS
 from tunesmith.cost import ApproachCost
 from tunesmith.evaluation.runner import EvalResult
-from tunesmith.report.compare import CompareConfig, compare
 from tunesmith.report.recommend import recommend
+from tunesmith.studies.compare import CompareConfig, compare
 
 
 def result(name, kind, preds, gold):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+from tunesmith.data.answers import label_of
 from tunesmith.data.examples import Example
-from tunesmith.data.validate import label_of
+from tunesmith.data.tasks import task_kind
 
 MIN_SIZE = 8
 
@@ -20,7 +21,7 @@ def nested_order(examples: list[Example], task: str, seed: int = 0) -> list[int]
     each label in proportion to its share, to within one example. Other tasks: a seeded shuffle.
     """
     rng = random.Random(seed)
-    if task != "classification":
+    if not task_kind(task).labelled:
         order = list(range(len(examples)))
         rng.shuffle(order)
         return order

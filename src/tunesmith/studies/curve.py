@@ -18,23 +18,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from tunesmith.atomic import atomic_open
-from tunesmith.config import TrainConfig
-from tunesmith.curve.fit import HORIZON, backtest, fit_curve, needed_interval
-from tunesmith.curve.subsets import MIN_SIZE, auto_sizes, nested_order
-from tunesmith.data.splits import load_task_data
+from tunesmith.config import MethodName, Shots, TrainConfig, parse_method, parse_shots, shots_label
+from tunesmith.data.splits import load_task_data, read_valid
+from tunesmith.data.subsets import MIN_SIZE, auto_sizes, nested_order
 from tunesmith.data.taskfile import write_task
+from tunesmith.data.tasks import task_kind
 from tunesmith.errors import UsageError
 from tunesmith.evaluation.backends import open_backend
-from tunesmith.evaluation.runner import TASK_METRIC, EvalResult, evaluate
+from tunesmith.evaluation.runner import EvalResult, evaluate
 from tunesmith.evaluation.throughput import Throughput, measure
 from tunesmith.hparams import auto_epochs
 from tunesmith.modeling import DEFAULT_MODEL, load_tokenizer
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.prompting.prompter import PromptConfig
+from tunesmith.report.plots import plot_curve
+from tunesmith.report.recommend import sampler
+from tunesmith.studies.curve_fit import HORIZON, Fit, backtest, fit_curve, needed_interval
+from tunesmith.studies.prompt_search import search_prompt
+from tunesmith.training import train
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +50,57 @@ TRAIN_COST_FACTOR = 3.0
 estimate printed before anything is trained; later sizes use the measured rate."""
 
 
-@dataclass
+def parse_sizes(text: str) -> list[int] | None:
+    """`--sizes`: `auto` (None: halvings of the training split down to 50) or `50,100,200`.
+
+    Raises:
+        UsageError: anything else.
+    """
+    if text == "auto":
+        return None
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError("--sizes takes auto or a list like 50,100,200,400") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise UsageError("--sizes takes positive counts, like 50,100,200,400")
+    return sizes
+
+
+@dataclass(kw_only=True)
 class CurveConfig:
-    data: str
+    """`tunesmith curve`: every flag is a field (its docstring is the help)."""
+
+    data: str = field(default="", metadata={"metavar": "DIR", "required": True})
     """A `data prepare` folder."""
-    out: str = "curve"
+    sizes: list[int] | None = field(default=None, metadata={"parse": parse_sizes,
+                                                             "metavar": "SIZES"})
+    """Training-set sizes, or auto: halvings of the training split down to 50 (default auto)."""
+    target: float | None = field(default=None, metadata={"metavar": "X", "low": 0, "high": 1, "high_open": True})
+    """A metric value (0-1) to estimate the examples needed for."""
     model: str = DEFAULT_MODEL
-    method: str = "lora"
-    """lora, full, lora-head or full-head (see compare --method)."""
-    sizes: list[int] | None = None
-    """Training-set sizes; None: halvings of the training split down to 50."""
-    target: float | None = None
-    """A metric value to find the examples needed for."""
-    shots: list[int] = field(default_factory=lambda: [0, 5])
-    """Prompting bands: k-shot rows of the base model on the same test split."""
-    max_test: int | None = None
+    """Model to fine-tune."""
+    method: MethodName = "lora"
+    """Fine-tuning approach (the names of `train --method`; not DPO, which needs preference
+    rows)."""
+    shots: Shots = field(default_factory=lambda: [0, 5],
+                         metadata={"parse": parse_shots, "metavar": "K[,K...][,auto]"})
+    """Prompting bands of --model on the test split: k-shot rows, and auto for the prompt
+    chosen on the validation split."""
+    max_test: int | None = field(default=None, metadata={"metavar": "N", "low": 1})
+    """Evaluate on the first N test examples."""
     max_train: int | None = None
     """Use only the first N examples of the training split (compare --max-train)."""
-    budget_minutes: float | None = None
-    seed: int = 0
-    mode: str = "score"
+    budget_minutes: float | None = field(default=None, metadata={"metavar": "MIN", "low": 0, "low_open": True})
+    """Stop before a size that would pass this wall-clock budget."""
+    out: str = field(default="curve", metadata={"metavar": "DIR"})
+    """Output folder: new, empty, or one curve wrote."""
+    seed: int = field(default=0, metadata={"low": 0, "high": 2**32 - 1})
+    """Subset, training and bootstrap seed."""
+    mode: Literal["score", "generate"] = "score"
+    """Classification: label log-likelihood or generate-and-parse."""
     quiet: bool = False
+    """No progress lines."""
 
 
 @dataclass
@@ -86,8 +122,6 @@ class CurvePoint:
 def interval(result: EvalResult, labels: list[str], resamples: int = 1000,
              seed: int = 0) -> tuple[float, float]:
     """95% bootstrap interval of a result's task metric (examples resampled)."""
-    from tunesmith.report.recommend import sampler
-
     metric = sampler(result, labels)
     rng = np.random.default_rng(seed)
     values = [metric(rng.integers(0, result.n, result.n)) for _ in range(resamples)]
@@ -136,13 +170,8 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
     Raises:
         UsageError: bad sizes, a folder that is not ours, no test split.
     """
-    from tunesmith.report.compare import METHODS, _head
-    from tunesmith.training import train
-
-    if cfg.method not in METHODS:
-        raise UsageError(f"--method {cfg.method}: one of {', '.join(METHODS)}.")
     td = load_task_data(cfg.data)
-    head = _head(cfg.method, td.spec.task)
+    parse_method(cfg.method).check_prepared(td.spec.task)
     if not td.test:
         raise UsageError(f"--data {cfg.data}: no test split (test.jsonl) to measure the curve "
                          "on.")
@@ -158,19 +187,29 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
     test = td.test[: cfg.max_test] if cfg.max_test else td.test
     order = nested_order(td.train, td.spec.task, cfg.seed)
     labels = td.spec.labels
-    metric_name = TASK_METRIC[td.spec.task]
+    metric_name = task_kind(td.spec.task).metric
 
     # ---- prompting bands and the rates the plan is estimated from ---------------------------
     tokenizer = load_tokenizer(cfg.model)
+    validation = read_valid(td.folder / "validation.jsonl").examples if "auto" in cfg.shots \
+        and (td.folder / "validation.jsonl").is_file() else []
+    if prompts is None and "auto" in cfg.shots and not validation:
+        raise UsageError(f"--shots auto chooses the prompt on {td.folder / 'validation.jsonl'}, "
+                         "which is missing or empty; give --shots numbers only.")
     if prompts is None or rates is None:  # the base model is loaded only when needed
         backend = open_backend(cfg.model, seed=cfg.seed)
         if prompts is None:
             prompts = []
-            for shots in sorted(set(cfg.shots)):
-                name = f"{shots}-shot" if shots else "zero-shot"
+            for shots in parse_shots(",".join(map(str, cfg.shots))):
+                name = shots_label(shots)
+                if shots == "auto":
+                    say("prompting band: choosing the best prompt on the validation split")
+                    prompt = search_prompt(backend, td.spec, td.train, validation, mode=cfg.mode,
+                                           seed=cfg.seed).best
+                else:
+                    prompt = PromptConfig(int(shots), seed=cfg.seed)
                 say(f"prompting band: {name} on {len(test):,} test examples")
-                prompts.append(evaluate(backend, test, td.spec,
-                                        prompt=PromptConfig(shots, seed=cfg.seed), train=td.train,
+                prompts.append(evaluate(backend, test, td.spec, prompt=prompt, train=td.train,
                                         name=name, kind="prompt", mode=cfg.mode))
         rates = rates or measure(backend.model)
         del backend
@@ -211,8 +250,8 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
         trained = train(TrainConfig(
             # No validation passes: the curve is read on the test split, and a fixed validation
             # cost per run would make the small sizes as dear as the large ones.
-            train_file=str(train_file), val_file=None, out=str(run_dir), model=cfg.model, method=cfg.method.removesuffix("-head"),
-            head=head, seed=cfg.seed, quiet=True))
+            train_file=str(train_file), val_file=None, out=str(run_dir), model=cfg.model,
+            method=cfg.method, seed=cfg.seed, quiet=True))
         seconds = time.perf_counter() - t0
         epochs, trained_tokens = trained.config.epochs, trained.trained_tokens
         del trained
@@ -229,7 +268,7 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
             f"({seconds / 60:.1f} min training)")
 
     doc = summarize(points, prompts, labels, metric_name, cfg, skipped, len(td.train), out)
-    plot_curve(doc, out / "curve.png")
+    plot_curve(doc, out / "curve.png", fitted_line(doc))
     with atomic_open(out / "curve.json") as f:
         json.dump(doc, f, indent=2)
     return doc
@@ -301,39 +340,11 @@ def _n(value: float | None) -> str:
     return "beyond 10x the data" if value is None else f"{math.ceil(value):,}"
 
 
-def plot_curve(doc: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    points = doc["points"]
-    if points:
-        n = np.array([p["n"] for p in points], dtype=float)
-        m = np.array([p["metric"] for p in points])
-        below = np.clip(m - [p["low"] for p in points], 0, None)
-        above = np.clip([p["high"] for p in points] - m, 0, None)
-        ax.errorbar(n, m, yerr=[below, above],
-                    fmt="o", color="C0", capsize=3, label=f"fine-tuned ({doc['method']}), 95% CI")
-        if doc["fit"]:
-            from tunesmith.curve.fit import Fit
-
-            fit = Fit(doc["fit"]["form"], doc["fit"]["params"], 0.0, None)
-            xs = np.logspace(np.log10(n.min()), np.log10(n.max() * HORIZON), 100)
-            ax.plot(xs, np.clip(fit.predict(xs), 0, 1), "-", color="C0", alpha=0.6,
-                    label=f"fit: {fit.form}")
-    for i, band in enumerate(doc["prompting"]):
-        ax.axhspan(band["low"], band["high"], color=f"C{i + 1}", alpha=0.15)
-        ax.axhline(band["metric"], color=f"C{i + 1}", lw=1, label=f"{band['name']} (prompt)")
-    if doc.get("target") is not None:
-        ax.axhline(doc["target"], color="grey", ls=":", lw=1, label=f"target {doc['target']:g}")
-    ax.set_xscale("log")
-    ax.set_xlabel("training examples")
-    ax.set_ylabel(doc["metric"])
-    ax.set_title("Learning curve on the test split")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
+def fitted_line(doc: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The fitted curve drawn in curve.png: from the smallest size to HORIZON x the largest."""
+    if not doc["fit"] or not doc["points"]:
+        return None
+    n = np.array([p["n"] for p in doc["points"]], dtype=float)
+    fit = Fit(doc["fit"]["form"], doc["fit"]["params"], 0.0, None)
+    xs = np.logspace(np.log10(n.min()), np.log10(n.max() * HORIZON), 100)
+    return xs, np.clip(fit.predict(xs), 0, 1)

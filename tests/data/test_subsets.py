@@ -1,7 +1,7 @@
 from collections import Counter
 
-from tunesmith.curve.subsets import auto_sizes, nested_order
 from tunesmith.data.classification import make_example
+from tunesmith.data.subsets import auto_sizes, nested_order
 
 
 def test_prefixes_are_nested_and_stratified():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,17 @@ from pathlib import Path
 
 from tunesmith.atomic import atomic_dir, write_text
 from tunesmith.config import TrainConfig
+from tunesmith.data.formats import read_dataset
+from tunesmith.data.splits import read_valid
+from tunesmith.data.taskfile import read_task
+from tunesmith.data.tasks import task_kind
 from tunesmith.errors import UsageError
+from tunesmith.evaluation.backends import HeadBackend, LocalBackend
+from tunesmith.evaluation.runner import evaluate
+from tunesmith.hparams import auto_epochs
+from tunesmith.outputs import claim_dir
+from tunesmith.training.hooks import TrainHooks
+from tunesmith.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +106,6 @@ def tune(config: TrainConfig, *, max_epochs: int | None = None, patience: int = 
     Raises:
         UsageError: no validation file, or `out` holds something else.
     """
-    import os
-
-    from tunesmith.data.splits import read_valid
-    from tunesmith.data.taskfile import read_task
-    from tunesmith.evaluation.runner import evaluate
-    from tunesmith.evaluation.tasks import TASK_METRIC
-    from tunesmith.hparams import auto_epochs
-    from tunesmith.outputs import claim_dir
-    from tunesmith.training.hooks import TrainHooks
-    from tunesmith.training.loop import train
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UsageError("--tune runs in one process; start it without torchrun.")
     if not config.val_file:
@@ -117,6 +117,8 @@ def tune(config: TrainConfig, *, max_epochs: int | None = None, patience: int = 
     if spec is None:
         raise UsageError("--tune needs the task of the data (task.json beside the training "
                          "file, as `tunesmith data prepare` writes it).")
+    if config.head == "task":  # a head approach: the head of the data's task
+        config = dataclasses.replace(config, head=task_kind(spec.task).head or "task")
     epochs = max_epochs or (int(config.epochs) if config.epochs != "auto" else
                             min(10, 2 * auto_epochs(_count(config.train_file))))
     deadline = time.monotonic() + 60 * config.tune_budget_minutes
@@ -139,7 +141,7 @@ def tune(config: TrainConfig, *, max_epochs: int | None = None, patience: int = 
                 metric = evaluate(backend, validation, spec, mode="score").score
             trial.epochs.append(metric)
             log.info("tune: lr x%g, epoch %d: validation %s %.4f", trial.lr_factor, epoch,
-                     TASK_METRIC[spec.task], metric)
+                     task_kind(spec.task).metric, metric)
             if trial.best_metric is None or metric > trial.best_metric:
                 trial.best_metric, trial.best_epoch, state["since_best"] = metric, epoch, 0
                 if best_weights.exists():
@@ -170,15 +172,13 @@ def tune(config: TrainConfig, *, max_epochs: int | None = None, patience: int = 
     best = max(ran, key=lambda t: t.best_metric)  # max keeps the first of equal ones
     final = run / "final"
     _write_final(final, Path(best.folder))
-    result = TuneResult(trials, best, TASK_METRIC[spec.task], len(validation),
+    result = TuneResult(trials, best, task_kind(spec.task).metric, len(validation),
                         config.tune_budget_minutes, time.monotonic() - started, final)
     write_text(run / "tune.json", json.dumps(result.to_dict(), indent=2) + "\n")
     return result
 
 
 def _backend(model, tokenizer, head: str):
-    from tunesmith.evaluation.backends import HeadBackend, LocalBackend
-
     if head == "lm":
         return LocalBackend(model, tokenizer)
     labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
@@ -206,6 +206,4 @@ def _write_final(final: Path, trial: Path) -> None:
 
 
 def _count(path: str) -> int:
-    from tunesmith.data.formats import read_dataset
-
     return len(read_dataset(path).examples)

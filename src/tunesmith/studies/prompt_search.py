@@ -18,16 +18,23 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, replace
 
+from tunesmith.config import SEARCH_EXAMPLES
 from tunesmith.data.examples import Example
 from tunesmith.data.taskfile import TaskSpec
-from tunesmith.prompting.prompter import INSTRUCTIONS, SELECTIONS, PromptConfig, Prompter
+from tunesmith.data.tasks import task_kind
+from tunesmith.errors import UsageError
+from tunesmith.evaluation.runner import evaluate
+from tunesmith.prompting.prompter import (
+    INSTRUCTIONS,
+    SELECTIONS,
+    PromptConfig,
+    Prompter,
+    instruction_text,
+)
 
 log = logging.getLogger(__name__)
 
 SHOT_COUNTS = (0, 1, 3, 5, 10)
-SEARCH_EXAMPLES = 200
-"""Validation examples each candidate is scored on, by default: enough to rank prompts that
-differ by a few points, and a bounded cost (about 12 evaluations) on large validation splits."""
 ANSWER_ROOM = 128
 """Tokens kept free for the answer when capping shots by the context."""
 
@@ -69,10 +76,6 @@ def search_prompt(backend, spec: TaskSpec, train: list[Example], validation: lis
     Raises:
         UsageError: no validation examples.
     """
-    from tunesmith.errors import UsageError
-    from tunesmith.evaluation.runner import evaluate
-    from tunesmith.evaluation.tasks import TASK_METRIC
-
     if not validation:
         raise UsageError("choosing the prompt needs a validation split (validation.jsonl); "
                          "prepare the data with --val, or give --shots a number.")
@@ -88,7 +91,7 @@ def search_prompt(backend, spec: TaskSpec, train: list[Example], validation: lis
             tried[key] = result.score
             candidates.append(Candidate(config, result.score, stage))
             log.info("prompt search (%s, %d validation examples): %s -> %s %.3f", stage,
-                     len(validation), config.describe(), result.metrics and TASK_METRIC[spec.task],
+                     len(validation), config.describe(), task_kind(spec.task).metric,
                      result.score)
         return tried[key]
 
@@ -108,18 +111,17 @@ def search_prompt(backend, spec: TaskSpec, train: list[Example], validation: lis
             s = score(replace(base, shots=k, selection=selection), "shots")
             if s > best_score:
                 best, best_score = replace(base, shots=k, selection=selection), s
-    if spec.task == "classification" and mode == "score":
+    if task_kind(spec.task).labelled and mode == "score":
         s = score(replace(best, calibrate=True), "calibration")
         if s > best_score:
             best, best_score = replace(best, calibrate=True), s
-    return SearchResult(best, best_score, candidates, TASK_METRIC[spec.task], len(validation))
+    return SearchResult(best, best_score, candidates, task_kind(spec.task).metric,
+                        len(validation))
 
 
 def _key(config: PromptConfig, spec: TaskSpec) -> tuple:
     """Configurations that build the same prompts share a key (e.g. `own` and `labels` when the
     data set's instruction is the generated one; the selection when there are no shots)."""
-    from tunesmith.prompting.prompter import instruction_text
-
     return (instruction_text(config.instruction, spec), config.shots,
             config.selection if config.shots else None, config.calibrate)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tunesmith.curve.fit import backtest, fit_curve, needed_interval
+from tunesmith.studies.curve_fit import backtest, fit_curve, needed_interval
 
 
 def test_the_fit_recovers_a_known_power_law_and_inverts_it():

@@ -1,0 +1,137 @@
+"""`tunesmith cost`: what each approach costs, from tokens and speeds measured here.
+
+    prompting rows    zero-shot and each --shots row, evaluated on a sample of the test split
+                      (their tokens per request) and priced at the model's measured rates
+    the fine-tune     served from the zero-shot prompt at the base model's rates; its training
+                      time from a few measured LoRA steps x the tokens of auto epochs
+    the reference     the same tokens at OpenAI's list prices
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from tunesmith.config import Shots, TrainConfig, parse_shots, shots_label
+from tunesmith.cost import ApproachCost, break_even, plot_costs
+from tunesmith.data.examples import Example
+from tunesmith.data.splits import load_task_data, read_valid
+from tunesmith.data.tokens import count_tokens
+from tunesmith.errors import UsageError
+from tunesmith.evaluation.backends import LocalBackend
+from tunesmith.evaluation.runner import evaluate
+from tunesmith.evaluation.throughput import measure
+from tunesmith.hparams import auto_batch_size, auto_epochs, billed_tokens
+from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
+from tunesmith.outputs import check_not_input, check_parent
+from tunesmith.pricing import load_prices
+from tunesmith.prompting.prompter import PromptConfig
+from tunesmith.report.costs import price_approaches
+from tunesmith.studies.prompt_search import search_prompt
+from tunesmith.training import train
+
+SAMPLE = 32
+"""Test examples timed per approach."""
+
+
+@dataclass(kw_only=True)
+class CostConfig:
+    """`tunesmith cost`: every flag is a field (its docstring is the help)."""
+
+    data: str = field(default="", metadata={"metavar": "DIR|FILE", "required": True})
+    """A `data prepare` folder or a data file."""
+    model: str = DEFAULT_MODEL
+    """The model prompted, and fine-tuned for the fine-tuned row."""
+    shots: Shots = field(default_factory=lambda: [5],
+                         metadata={"parse": parse_shots, "metavar": "K[,K...][,auto]"})
+    """Prompting rows beside zero-shot (whose prompt the fine-tuned row is served from)."""
+    requests_per_month: int = field(default=100_000, metadata={"metavar": "N", "low": 0})
+    """Volume the first-year costs and the break-even are computed for."""
+    prices: str | None = field(default=None, metadata={"metavar": "FILE"})
+    """Price table YAML (default: the shipped one)."""
+    plot: str | None = field(default=None, metadata={"metavar": "PNG"})
+    """Write the cost-vs-requests plot here."""
+
+
+def estimate(cfg: CostConfig) -> dict:
+    """Measure and price every approach; the `cost --json` document.
+
+    Raises:
+        UsageError: a bad --plot path, --shots auto without a validation split.
+    """
+    if cfg.plot:
+        check_parent(cfg.plot, "--plot")
+        check_not_input([cfg.plot], [cfg.data], "--plot")
+    prices = load_prices(cfg.prices)
+    hardware = prices.hardware(torch.cuda.is_available())
+    td = load_task_data(cfg.data)
+    sample = td.test[:SAMPLE]
+    model, tokenizer = load_for_inference(cfg.model)
+    rows = {}
+    backend = LocalBackend(model, tokenizer, cfg.model)
+    for k in parse_shots(",".join(map(str, [0, *cfg.shots]))):
+        if k == "auto":
+            validation = _validation(td.folder)
+            prompt = search_prompt(backend, td.spec, td.train, validation).best
+        else:
+            prompt = PromptConfig(int(k))
+        rows[shots_label(k)] = evaluate(backend, sample, td.spec, prompt=prompt, train=td.train,
+                                        name=shots_label(k))
+    rates = measure(model)
+    del model, backend
+    train_examples = td.train or td.test
+    tok_per_s = training_speed(cfg.model, train_examples)
+    counts = count_tokens([e.with_system(td.spec.system) for e in train_examples], tokenizer)
+    epochs = auto_epochs(len(train_examples))
+    billed = billed_tokens(counts.total, epochs)
+    train_seconds = sum(counts.total) * epochs / tok_per_s
+    # A fine-tuned model answers from the zero-shot prompt, at the base model's speed.
+    fine = dataclasses.replace(rows["zero-shot"], name="fine-tuned (lora)", kind="fine-tune")
+    results = [*rows.values(), fine]
+    self_costs, reference = price_approaches(results, prices, hardware, {cfg.model: rates},
+                                             training={fine.name: (train_seconds, billed)})
+    costs: list[ApproachCost] = list(self_costs.values()) + [
+        dataclasses.replace(c, name=f"{c.name} (OpenAI)") for c in reference.values()]
+    volume = 12 * cfg.requests_per_month
+    best_prompt = min(costs[:len(rows)], key=lambda c: c.per_1k_requests_usd)
+    payback = break_even(best_prompt, self_costs[fine.name])
+    if cfg.plot:
+        plot_costs(costs, Path(cfg.plot), marker=cfg.requests_per_month)
+    return {"approaches": [c.to_dict() | {"first_year_usd": c.total(volume)} for c in costs],
+            "training": {"examples": len(train_examples), "epochs": epochs,
+                         "billed_tokens": billed, "measured_tokens_per_s": tok_per_s,
+                         "estimated_seconds": train_seconds,
+                         "tokens": sum(counts.total) * epochs},
+            "throughput": rates.to_dict(), "sample": len(sample),
+            "best_prompt": best_prompt.name,
+            "break_even_requests": payback, "requests_per_month": cfg.requests_per_month,
+            "prices_as_of": prices.as_of, "prices_source": prices.source}
+
+
+def training_speed(model: str, examples: list[Example]) -> float:
+    """Real tokens/s of LoRA training here, measured on a few steps (the first one skipped)."""
+    batch = auto_batch_size(len(examples))
+    subset = examples[: batch * 4]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.jsonl"
+        path.write_text("".join(json.dumps(e.to_chat()) + "\n" for e in subset))
+        train(TrainConfig(train_file=str(path), out=str(Path(tmp) / "run"), model=model,
+                          epochs=1, batch_size=batch, quiet=True))
+        records = [json.loads(x) for x in
+                   (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines() if x]
+    steps = [r for r in records if "tokens_per_s" in r][1:] or \
+        [r for r in records if "tokens_per_s" in r]
+    return sum(r["tokens"] for r in steps) / sum(r["tokens"] / r["tokens_per_s"] for r in steps)
+
+
+def _validation(folder: Path) -> list[Example]:
+    path = folder / "validation.jsonl"
+    if not path.is_file() or not path.stat().st_size:
+        raise UsageError(f"--shots auto chooses the prompt on {path}, which is missing or "
+                         "empty; give --shots numbers only.")
+    return read_valid(path).examples
