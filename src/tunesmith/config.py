@@ -164,11 +164,14 @@ class EndpointOptions:
     printed or stored."""
     concurrency: int = field(default=8, metadata={"metavar": "N", "low": 1, "high": 256})
     """Requests in flight at once."""
+    max_retries: int = field(default=4, metadata={"metavar": "N", "low": 0, "high": 20})
+    """Retries of a request the endpoint answered with 429 or 5xx, or dropped (with backoff,
+    honouring Retry-After)."""
     use_cache: bool = field(default=True, metadata={"flag": "--no-cache"})
     """Ask the endpoint again instead of reusing cached responses
     ($TUNESMITH_HOME/cache/endpoints)."""
 
-    ENDPOINT_FIELDS = ("base_url", "api_key_env", "concurrency", "use_cache")
+    ENDPOINT_FIELDS = ("base_url", "api_key_env", "concurrency", "max_retries", "use_cache")
 
 
 SEARCH_EXAMPLES = 200

@@ -358,6 +358,11 @@ def load_for_inference(
     return model, tokenizer
 
 
+CPU_BF16_ENV = "TUNESMITH_CPU_BF16"
+"""`0`: treat this CPU as one without fast bf16 (fp32 autocast off, as on an AVX2-only machine);
+`1`: as one with it. Unset: read the CPU's flags."""
+
+
 def supports_bf16(device: torch.device) -> bool:
     """bf16 autocast is worth it: a GPU with bf16, or a CPU with AVX512-BF16 or AMX (oneDNN
     uses them for bf16 matmuls; elsewhere bf16 on CPU is emulated and slower than fp32)."""
@@ -366,6 +371,8 @@ def supports_bf16(device: torch.device) -> bool:
 
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
+        if os.environ.get(CPU_BF16_ENV) in ("0", "1"):  # reproduce the other kind of CPU
+            return os.environ[CPU_BF16_ENV] == "1"
         try:
             flags = Path("/proc/cpuinfo").read_text()
         except OSError:

@@ -55,7 +55,7 @@ def test_sigkill_mid_job_then_restart_finishes_it(server_factory, service_data):
     client = server.client()
     upload = _upload(client, service_data / "train.jsonl")
     job = client.fine_tuning.jobs.create(model=str(server.model), training_file=upload.id,
-                                         hyperparameters={"n_epochs": 6, "batch_size": 1})
+                                         hyperparameters={"n_epochs": 3, "batch_size": 1})
     wait_for(lambda: client.fine_tuning.jobs.checkpoints.list(job.id).data, every=0.05)
     assert _status(client, job.id) == "running"
     server.kill()  # server and worker, mid-job
@@ -65,9 +65,9 @@ def test_sigkill_mid_job_then_restart_finishes_it(server_factory, service_data):
     assert done.status == "succeeded", done.error
     assert "resumed from" in (server.home / "worker.log").read_text()
     steps = _metric_steps(client, job.id)
-    assert sorted(steps) == list(range(1, 6 * 40 + 1))  # every step once, none twice
+    assert sorted(steps) == list(range(1, 3 * 40 + 1))  # every step once, none twice
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
-    assert sorted(c.step_number for c in checkpoints) == [40, 80, 120, 160, 200, 240]
+    assert sorted(c.step_number for c in checkpoints) == [40, 80, 120]
     assert [j.id for j in client.fine_tuning.jobs.list()] == [job.id]
     assert {f.id for f in client.files.list()} == {upload.id, done.result_files[0]}
     reply = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=3,

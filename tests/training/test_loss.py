@@ -47,26 +47,31 @@ def test_chunked_output_layer_gives_the_same_loss_and_gradients(monkeypatch):
 
 
 PEAK = """
-import json, resource, sys, torch
+import json, re, sys, torch
 from tests.training.test_loss import batch_of, VOCAB
 from tunesmith.modeling import build_tiny_model
 from tunesmith.training import loss as loss_module
 from tunesmith.modeling import hf_model
 from tunesmith.training.loss import CausalLMLoss
-torch.set_num_threads(1)
 loss_module.CHUNK_ELEMENTS = int(sys.argv[1])
 fn = CausalLMLoss(build_tiny_model(VOCAB, seed=1, max_positions=1024))
-batch = batch_of(600)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+batch = batch_of(300)
+def high_water_kb():
+    # this process's own peak RSS (VmHWM starts afresh at exec; getrusage's ru_maxrss would
+    # start at the parent's, a test process grown large)
+    status = open("/proc/self/status").read()
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+before = high_water_kb()
 total, n, _ = fn(batch)
 total.backward()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = high_water_kb()
 print(json.dumps({"peak_mb": (after - before) / 1024, "loss": total.item()}))
 """
 
 
 def test_chunked_output_layer_lowers_peak_memory():
-    """1,800 answer tokens x 152k words: 1.1 GB of fp32 logits at once, then their gradient."""
+    """900 answer tokens x 152k words: 0.55 GB of fp32 logits at once, then their gradient (the
+    two runs are one after the other, so each has the machine's threads)."""
     def run(chunk_elements: int) -> dict:
         out = subprocess.run([sys.executable, "-c", PEAK, str(chunk_elements)], check=True,
                              capture_output=True, text=True, timeout=300)
@@ -74,8 +79,7 @@ def test_chunked_output_layer_lowers_peak_memory():
 
     whole, chunked = run(2**40), run(2**25)  # chunks of 220 rows
     assert abs(whole["loss"] - chunked["loss"]) < 1e-3 * abs(whole["loss"])
-    # ~3.1 GB vs ~0.56 GB alone; the RSS high-water mark can start higher in a busy suite
-    assert whole["peak_mb"] > 800, whole
+    assert whole["peak_mb"] > 400, whole
     assert chunked["peak_mb"] < 0.5 * whole["peak_mb"], (whole, chunked)
 
 

@@ -15,9 +15,12 @@ duplicates: each later copy is reported once, against the first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from datasketch import MinHash, MinHashLSH
 from rapidfuzz.distance import Levenshtein
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 CANDIDATE_JACCARD = 0.3
 """The LSH threshold on word-set Jaccard for a pair to be measured at all: loose, because one
@@ -68,6 +71,8 @@ def similarity(a: str, b: str, cutoff: float = 0.0) -> float:
 
 
 def _minhash(words: list[str], seed: int) -> MinHash:
+    from datasketch import MinHash  # 0.3 s to import: only when an audit runs
+
     m = MinHash(num_perm=NUM_PERM, seed=seed)
     m.update_batch([w.encode("utf-8") for w in set(words)] or [b""])
     return m
@@ -86,6 +91,8 @@ def find_near_duplicates(
     cross = others is not None
     pool = others if cross else texts
     found: list[NearDuplicate] = []
+    from datasketch import MinHashLSH
+
     lsh = MinHashLSH(threshold=CANDIDATE_JACCARD, num_perm=NUM_PERM)
     exact_first: dict[str, int] = {}
     signatures = [_minhash(t.words, seed) for t in pool]

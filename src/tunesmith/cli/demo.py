@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from tunesmith.cli.compare import render_summary
@@ -17,6 +18,7 @@ from tunesmith.data.prepare import prepare
 from tunesmith.modeling import DEFAULT_MODEL, load_tokenizer
 from tunesmith.samples import SUPPORT_TICKETS, SUPPORT_TICKETS_LABELS
 from tunesmith.studies.compare import CompareConfig, compare
+from tunesmith.studies.estimate import estimate_compare
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,9 +49,16 @@ def run(args: argparse.Namespace) -> int:
     prepared = prepare(SUPPORT_TICKETS, "classification", out / "data", system=sample_system())
     print("2/3 data prepare: " + ", ".join(f"{k} {v}" for k, v in prepared.counts.items())
           + f" -> {out / 'data'}")
-    print("3/3 compare: zero-shot, 5-shot and a LoRA fine-tune of "
-          f"{args.model} (several minutes on a laptop CPU)")
+    plan = estimate_compare(out / "data", args.model)
+    print(f"3/3 compare: zero-shot, 5-shot, the best prompt and a LoRA fine-tune of {args.model}: "
+          f"about {plan.minutes:.0f} min here (training ~{plan.training_minutes:.1f} min at a "
+          f"measured {plan.train_tokens_per_s:,.0f} tokens/s, prompting "
+          f"~{plan.prompting_minutes:.1f} min at {plan.scored_per_s:.1f} examples/s; probe "
+          f"{plan.probe_seconds:.0f} s)", flush=True)
+    started = time.perf_counter()
     result = compare(CompareConfig(data=str(out / "data"), out=str(out / "report"),
                                    model=args.model, quiet=args.quiet))
     print(render_summary(result))
+    print(f"compare took {(time.perf_counter() - started) / 60:.1f} min (estimated "
+          f"{plan.minutes:.1f})")
     return 0

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     test = td.test[: cfg.max_examples] if cfg.max_examples else td.test
     backend = open_backend(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
                            concurrency=cfg.concurrency, use_cache=cfg.use_cache,
-                           batch_size=cfg.batch_size, seed=cfg.seed)
+                           batch_size=cfg.batch_size, seed=cfg.seed,
+                           max_retries=cfg.max_retries)
     fine_tuned = (Path(run_final_dir(cfg.model)) / "tunesmith.json").is_file()
     outcomes: list[tuple[EvalResult, SearchResult | None]] = []
     for shots in cfg.shots:

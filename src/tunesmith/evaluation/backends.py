@@ -28,6 +28,7 @@ from tunesmith.evaluation.scoring import answer_tokens, score_labels
 from tunesmith.generation import Generated, generate
 from tunesmith.heads import entities_from_tags, head_of, load_head_model, prompt_ids, word_ids
 from tunesmith.modeling import load_for_inference, run_final_dir
+from tunesmith.training.attention import kernel_for
 from tunesmith.training.loss import CausalLMLoss
 
 
@@ -108,9 +109,11 @@ class LocalBackend:
         loss_fn = CausalLMLoss(self.model)
         total = count = 0.0
         pad = self.tokenizer.pad_token_id or 0
+        device = next(self.model.parameters()).device
+        share = kernel_for(device) == "segments"  # a shared system prompt runs once per row
         with torch.inference_mode():
-            for batch in micro_batches(items, True, 4096 * 4, pad):
-                loss, n, _ = loss_fn(batch.to(next(self.model.parameters()).device))
+            for batch in micro_batches(items, True, 4096 * 4, pad, share_prefix=share):
+                loss, n, _ = loss_fn(batch.to(device))
                 total, count = total + loss.item(), count + n.item()
         return total / max(count, 1)
 
@@ -293,13 +296,13 @@ def first_token_scores(top: list[tuple[str, float]],
 
 def open_backend(spec: str, *, base_url: str | None = None, api_key_env: str | None = None,
                  concurrency: int = 8, use_cache: bool = True, batch_size: int = 16,
-                 seed: int = 0):
+                 seed: int = 0, max_retries: int = 4):
     """The backend for a model spec: `openai:NAME` -> an endpoint, anything else is loaded here
     (`load_for_inference`: a run folder means its final/, adapters merged)."""
     if is_endpoint(spec):
         endpoint = resolve_endpoint(spec, base_url, api_key_env)
         client = EndpointClient(endpoint, concurrency=concurrency, cache=ResponseCache(),
-                                use_cache=use_cache)
+                                use_cache=use_cache, max_retries=max_retries)
         return EndpointBackend(client, seed=seed)
 
     head = head_of(run_final_dir(spec))

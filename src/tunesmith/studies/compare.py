@@ -164,7 +164,7 @@ def compare(cfg: CompareConfig) -> Report:
     for spec in prompt_models:
         backend = open_backend(spec, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
                                concurrency=cfg.concurrency, use_cache=cfg.use_cache,
-                               seed=cfg.seed)
+                               seed=cfg.seed, max_retries=cfg.max_retries)
         prefix = "" if prompt_models == [cfg.model] else f"{spec} · "
         for shots in parse_shots(",".join(map(str, cfg.shots))):
             if shots == "auto":

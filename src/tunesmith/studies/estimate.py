@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,57 @@ def estimate(cfg: CostConfig) -> dict:
             "best_prompt": best_prompt.name,
             "break_even_requests": payback, "requests_per_month": cfg.requests_per_month,
             "prices_as_of": prices.as_of, "prices_source": prices.source}
+
+
+PROMPTING_PASSES = 30
+"""The prompting arms of `compare` (zero-shot, 5-shot, the prompt search and the best prompt)
+cost about this many zero-shot passes over the test split: measured on the demo's data (50
+test and 50 validation examples, 8 labels), where the search's similar shots make long
+prompts. Its own measured passes replace it after a run."""
+
+
+@dataclass
+class CompareEstimate:
+    """How long `compare` will take here, from a short measured probe."""
+
+    train_tokens_per_s: float
+    """LoRA training, measured on a few steps of the data (the first skipped)."""
+    train_tokens: int
+    """Tokens of the training split x the auto epochs."""
+    scored_per_s: float
+    """Test examples scored zero-shot per second, measured."""
+    test_examples: int
+    probe_seconds: float
+
+    @property
+    def training_minutes(self) -> float:
+        return self.train_tokens / self.train_tokens_per_s / 60
+
+    @property
+    def prompting_minutes(self) -> float:
+        return PROMPTING_PASSES * self.test_examples / self.scored_per_s / 60
+
+    @property
+    def minutes(self) -> float:
+        return self.training_minutes + self.prompting_minutes
+
+
+def estimate_compare(folder: Path, model: str, *, probe_examples: int = 16) -> CompareEstimate:
+    """Measure a few LoRA steps and a zero-shot pass on `folder`'s data (a `data prepare`
+    folder), and scale them to what `compare` runs with its defaults."""
+    started = time.perf_counter()
+    td = load_task_data(folder)
+    backend = LocalBackend(*load_for_inference(model), model)
+    sample = td.test[:probe_examples]
+    evaluate(backend, sample[:2], td.spec)  # warm-up: one-off kernel set-up
+    t0 = time.perf_counter()
+    evaluate(backend, sample, td.spec)
+    scored_per_s = len(sample) / (time.perf_counter() - t0)
+    counts = count_tokens([e.with_system(td.spec.system) for e in td.train], backend.tokenizer)
+    del backend
+    tokens_per_s = training_speed(model, td.train)
+    return CompareEstimate(tokens_per_s, sum(counts.total) * auto_epochs(len(td.train)),
+                           scored_per_s, len(td.test), time.perf_counter() - started)
 
 
 def training_speed(model: str, examples: list[Example]) -> float:

@@ -6,7 +6,9 @@ evaluations; the search is greedy in stages instead, ~12 evaluations:
 
     1. instruction   own / one listing the labels / none, zero-shot
     2. shots         k in {1, 3, 5, 10} x {stratified, similar}, with the best instruction
-                     (k is capped by the training split and by the model's context)
+                     (k is capped by the training split and by the model's context); a
+                     selection stops at the first count that scores below the one before it
+                     (on the demo data that skips 10 similar shots: a quarter of the search)
     3. calibration   on the best so far (classification scored by label likelihood)
 
 A later stage replaces the best only when it scores strictly higher, so ties keep the simpler
@@ -106,11 +108,18 @@ def search_prompt(backend, spec: TaskSpec, train: list[Example], validation: lis
             best, best_score = config, s
     fits = _fitting_shots(backend, spec, train, best, shot_counts)
     base = best
+    previous: dict[str, float] = {}  # each selection's score at the last count it tried
     for k in fits:
         for selection in SELECTIONS:
+            if selection not in previous and k != fits[0]:
+                continue  # stopped: more shots scored less
             s = score(replace(base, shots=k, selection=selection), "shots")
             if s > best_score:
                 best, best_score = replace(base, shots=k, selection=selection), s
+            if selection in previous and s < previous[selection]:
+                del previous[selection]
+            else:
+                previous[selection] = s
     if task_kind(spec.task).labelled and mode == "score":
         s = score(replace(best, calibrate=True), "calibration")
         if s > best_score:

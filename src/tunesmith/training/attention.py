@@ -46,11 +46,14 @@ def kernel_for(device: torch.device) -> str:
 
 
 def packed_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
-                     scaling: float | None = None, packed_segments=None, **kwargs):
+                     scaling: float | None = None, packed_segments=None, packed_prefix=None,
+                     **kwargs):
     """transformers attention function: (B, H, T, D) query, (B, KV, T, D) key/value.
 
     With `packed_segments` (per row, the (start, end) of each example) it runs causal attention
     segment by segment; otherwise it is plain SDPA with the mask transformers built.
+    `packed_prefix` (per row, the length of a shared prefix, the row's first segment): every
+    other segment attends to the prefix and, causally, to itself (the segments kernel only).
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -58,6 +61,8 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
     kernel = kernel_for(query.device)
+    if packed_prefix and kernel != "segments":
+        raise ValueError(f"a shared prefix needs the segments kernel, not {kernel}")
     if kernel == "flash":
         return _flash_varlen(query, key, value, packed_segments, dropout, scaling)
     if kernel == "flex":
@@ -75,10 +80,25 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
         width = query.shape[2]
         for b, (q, k, v) in enumerate(zip(query.unbind(0), key.unbind(0), value.unbind(0))):
             sizes = _sizes(packed_segments[b], width)
+            pieces = list(zip(q.split(sizes, 1), k.split(sizes, 1), v.split(sizes, 1)))
             parts = [F.scaled_dot_product_attention(
                 qs[None], ks[None], vs[None], dropout_p=dropout, scale=scaling, is_causal=True,
-                enable_gqa=gqa)
-                for qs, ks, vs in zip(q.split(sizes, 1), k.split(sizes, 1), v.split(sizes, 1))]
+                enable_gqa=gqa) for qs, ks, vs in pieces[:1]]
+            shared = packed_prefix[b] if packed_prefix else 0
+            if shared:  # the first piece is the prefix: the others see it, then themselves
+                # imported here: torch.nn.attention.bias pulls in torch._dynamo (1 s at start-up)
+                from torch.nn.attention.bias import causal_lower_right
+
+                _, k0, v0 = pieces[0]
+                parts += [F.scaled_dot_product_attention(
+                    qs[None], torch.cat([k0, ks], 1)[None], torch.cat([v0, vs], 1)[None],
+                    attn_mask=causal_lower_right(qs.shape[1], shared + ks.shape[1]),
+                    dropout_p=dropout, scale=scaling, enable_gqa=gqa)
+                    for qs, ks, vs in pieces[1:]]
+            else:
+                parts += [F.scaled_dot_product_attention(
+                    qs[None], ks[None], vs[None], dropout_p=dropout, scale=scaling,
+                    is_causal=True, enable_gqa=gqa) for qs, ks, vs in pieces[1:]]
             rows.append(torch.cat(parts, dim=2))
     out = torch.cat(rows, dim=0).to(dtype)  # (B, H, T, D)
     return out.transpose(1, 2).contiguous(), None

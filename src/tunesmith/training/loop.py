@@ -39,6 +39,7 @@ from tunesmith.modeling import load_tokenizer, resolve_model
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.training import allocator, memory, sharding
 from tunesmith.training import distributed as D
+from tunesmith.training.attention import kernel_for
 from tunesmith.training.checkpoint import (
     prune_checkpoints,
     restore,
@@ -180,6 +181,9 @@ class Run:
         self.autocast = numerics.autocast(info.device)
         self.pad_id = (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
                        else 0)
+        # A step's common prompt prefix runs once per row where the kernel supports it
+        # (data/packing.py: the same loss and gradients, fewer tokens through the model).
+        self.share_prefix = cfg.pack and kernel_for(info.device) == "segments"
         if measure_tokens:
             params = [p for p in model.parameters() if p.requires_grad]
             tokens = memory.measure_batch_tokens(loss_fn, self.objective, self.train_items,
@@ -291,7 +295,7 @@ class Run:
         # gradient all-reduce.
         idle = not shard
         batches = self.objective.batches(shard or step_items[:1], cfg.pack,
-                                         cfg.micro_batch_tokens, self.pad_id)
+                                         cfg.micro_batch_tokens, self.pad_id, self.share_prefix)
         counted_passes = len(batches)
         if self.fsdp:  # the same number of passes everywhere; the extra ones count nothing
             extra = D.all_reduce_max(len(batches), info) - len(batches)
@@ -341,7 +345,8 @@ class Run:
         sums = [0.0] * (2 + len(self.stat_names))
         mine = items[info.rank::info.world]
         batches = self.objective.batches(mine or items[:1], self.cfg.pack,
-                                         self.cfg.micro_batch_tokens, self.pad_id)
+                                         self.cfg.micro_batch_tokens, self.pad_id,
+                                         self.share_prefix)
         # FSDP: every process runs as many passes (each all-gathers); extra ones count nothing
         passes = D.all_reduce_max(len(batches), info) if self.fsdp else len(batches)
         with torch.no_grad(), self.autocast():

@@ -53,10 +53,9 @@ class CausalLMLoss(nn.Module):
     def token_logps(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(log-probability of each target token (N,) in fp32, whether the model's top word was
         that token (N,), the mask (B, T-1) of the N positions with a target)."""
-        extra = {"packed_segments": batch.segments} if batch.segments is not None else {}
         hidden = self.body(
             input_ids=batch.input_ids, position_ids=batch.position_ids,
-            attention_mask=batch.attention_mask, use_cache=False, **extra,
+            attention_mask=batch.attention_mask, use_cache=False, **batch.model_inputs(),
         ).last_hidden_state  # (B, T, H)
         targets = batch.labels[:, 1:]  # position t predicts token t+1
         keep = targets != IGNORE_INDEX  # (B, T-1)

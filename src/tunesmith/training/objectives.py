@@ -110,9 +110,12 @@ class Objective:
         return CausalLMLoss(model) if self.head == "lm" else HeadLoss(model)
 
     def batches(self, items: list[Tokenized], pack: bool, max_tokens: int,
-                pad_id: int) -> list[Batch]:
-        """One optimizer step's items as forward passes."""
-        return micro_batches(items, pack, max_tokens, pad_id)
+                pad_id: int, share_prefix: bool = False) -> list[Batch]:
+        """One optimizer step's items as forward passes; `share_prefix`: the answers' common
+        prompt prefix once per row (the LM objective; a head's target sits at the prompt's
+        end)."""
+        return micro_batches(items, pack, max_tokens, pad_id,
+                             share_prefix=share_prefix and self.head == "lm")
 
 
 def objective_for(head: Head | str, spec: TaskSpec | None,
@@ -162,10 +165,9 @@ class HeadLoss(nn.Module):
         self.head = inner.score
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        extra = {"packed_segments": batch.segments} if batch.segments is not None else {}
         hidden = self.body(input_ids=batch.input_ids, position_ids=batch.position_ids,
                            attention_mask=batch.attention_mask, use_cache=False,
-                           **extra).last_hidden_state  # (B, T, H)
+                           **batch.model_inputs()).last_hidden_state  # (B, T, H)
         keep = batch.labels != IGNORE_INDEX
         logits = self.head(hidden[keep]).float()  # (N, classes)
         targets = batch.labels[keep]

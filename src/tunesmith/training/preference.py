@@ -192,8 +192,8 @@ class PreferenceObjective:
         return DPOLoss(model, self.beta)
 
     def batches(self, pairs: list[Pair], pack_rows: bool, max_tokens: int,
-                pad_id: int) -> list[PairBatch]:
-        return pair_batches(pairs, pack_rows, max_tokens, pad_id)
+                pad_id: int, share_prefix: bool = False) -> list[PairBatch]:
+        return pair_batches(pairs, pack_rows, max_tokens, pad_id)  # pairs share no prefix yet
 
 
 @torch.no_grad()
