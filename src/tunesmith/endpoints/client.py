@@ -99,42 +99,50 @@ class EndpointClient:
         return data
 
     def _explain(self, e: BaseException) -> EndpointError:
-        """The exception as a message that names the endpoint and the fix (and not the key)."""
-        import openai
+        return explain(e, self.endpoint, self.received)
 
-        where = self.endpoint.base_url
-        model = self.endpoint.model
-        resume = (f" {self.received} answers arrived and are cached: rerun to resume."
-                  if self.received else "")
-        if isinstance(e, (openai.AuthenticationError, openai.PermissionDeniedError)):
-            return EndpointError(f"{where} refused the API key ({e.status_code}): set "
-                                 f"{self.endpoint.api_key_env} to a valid key (or name another "
-                                 "variable with --api-key-env).")
-        if isinstance(e, openai.NotFoundError):
-            return EndpointError(f"{where}: model '{model}' not found (404). Check the name "
-                                 "(the server's /v1/models lists them) and that the base URL "
-                                 "ends with /v1.")
-        if isinstance(e, openai.BadRequestError):
-            return EndpointError(f"{where} rejected a request for '{model}' (400): "
-                                 f"{self._scrub(_message(e))}")
-        if isinstance(e, (openai.APIConnectionError, openai.APITimeoutError)):
-            if self.received:
-                return EndpointError(f"{where} stopped answering ({type(e).__name__})." + resume,
-                                     exit_code=1)
-            return EndpointError(f"cannot reach {where} ({self._scrub(str(e.__cause__ or e))}); "
-                                 "check --base-url (or OPENAI_BASE_URL) and that the server "
-                                 "is running.")
-        if isinstance(e, openai.APIStatusError):
-            return EndpointError(f"{where} failed for '{model}' ({e.status_code}) after retries: "
-                                 f"{self._scrub(_message(e))}." + resume, exit_code=1)
-        return EndpointError(f"{where}: {type(e).__name__}: {self._scrub(str(e))}" + resume,
-                             exit_code=1)
 
-    def _scrub(self, text: str) -> str:
-        key = self.endpoint.api_key()
-        if key:
-            text = text.replace(key, "***")
-        return _KEYLIKE.sub("***", text)[:500]
+def explain(e: BaseException, endpoint: Endpoint, received: int = 0) -> EndpointError:
+    """An `openai` client exception as a message that names the endpoint and the fix (and not
+    the key): exit 2 for what the user must fix (address, key, model), 1 for an endpoint that
+    stopped answering (`received` answers were cached: a rerun resumes)."""
+    import openai
+
+    where = endpoint.base_url
+    model = endpoint.model
+    resume = (f" {received} answers arrived and are cached: rerun to resume."
+              if received else "")
+    if isinstance(e, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return EndpointError(f"{where} refused the API key ({e.status_code}): set "
+                             f"{endpoint.api_key_env} to a valid key (or name another "
+                             "variable with --api-key-env).")
+    if isinstance(e, openai.NotFoundError):
+        return EndpointError(f"{where}: model '{model}' not found (404). Check the name "
+                             "(the server's /v1/models lists them; a retired model is gone for "
+                             "good) and that the base URL ends with /v1.")
+    if isinstance(e, openai.BadRequestError):
+        return EndpointError(f"{where} rejected a request for '{model}' (400): "
+                             f"{scrub(_message(e), endpoint)}")
+    if isinstance(e, (openai.APIConnectionError, openai.APITimeoutError)):
+        if received:
+            return EndpointError(f"{where} stopped answering ({type(e).__name__})." + resume,
+                                 exit_code=1)
+        return EndpointError(f"cannot reach {where} ({scrub(str(e.__cause__ or e), endpoint)}); "
+                             "check --base-url (or OPENAI_BASE_URL) and that the server "
+                             "is running.")
+    if isinstance(e, openai.APIStatusError):
+        return EndpointError(f"{where} failed for '{model}' ({e.status_code}) after retries: "
+                             f"{scrub(_message(e), endpoint)}." + resume, exit_code=1)
+    return EndpointError(f"{where}: {type(e).__name__}: {scrub(str(e), endpoint)}" + resume,
+                         exit_code=1)
+
+
+def scrub(text: str, endpoint: Endpoint) -> str:
+    """`text` without the API key or anything that looks like one (at most 500 characters)."""
+    key = endpoint.api_key()
+    if key:
+        text = text.replace(key, "***")
+    return _KEYLIKE.sub("***", text)[:500]
 
 
 def _message(e) -> str:

@@ -63,3 +63,21 @@ def resolve_endpoint(spec: str, base_url: str | None = None,
                          "(or name another variable with --api-key-env), or point --base-url "
                          "(or OPENAI_BASE_URL) at another OpenAI-compatible server.")
     return endpoint
+
+
+def resolve_api(base_url: str | None = None, api_key_env: str | None = None) -> Endpoint:
+    """The API itself (no model): `--base-url` or `$OPENAI_BASE_URL` (default OpenAI's), the key
+    in `api_key_env` (default OPENAI_API_KEY).
+
+    Raises:
+        UsageError: a base URL that is not http(s), or OpenAI's own API without a key.
+    """
+    url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--base-url {url!r}: expected http://HOST[:PORT]/v1 or https://...")
+    endpoint = Endpoint("", url, api_key_env or "OPENAI_API_KEY")
+    if url == OPENAI_BASE_URL and endpoint.api_key() is None:
+        raise UsageError(f"OpenAI's API needs a key: set {endpoint.api_key_env} (or name another "
+                         "variable with --api-key-env), or point --base-url (or OPENAI_BASE_URL) "
+                         "at another OpenAI-compatible server.")
+    return endpoint

@@ -34,7 +34,8 @@ from tunesmith.config import (
     shots_label,
 )
 from tunesmith.cost import break_even, plot_costs
-from tunesmith.data.splits import load_task_data, read_valid
+from tunesmith.data.examples import Example
+from tunesmith.data.splits import TaskData, load_task_data, read_valid
 from tunesmith.data.taskfile import write_task
 from tunesmith.endpoints.spec import is_endpoint, resolve_endpoint
 from tunesmith.errors import UsageError
@@ -119,6 +120,19 @@ class CompareConfig(EndpointOptions):
     """No progress bars."""
 
 
+@dataclass
+class CompareInputs:
+    """What every row of a comparison is measured on, checked before anything runs."""
+
+    out: Path
+    task: TaskData
+    test: list[Example]
+    train: list[Example]
+    """The training split (its first --max-train examples)."""
+    validation: list[Example]
+    val_path: Path
+
+
 def compare(cfg: CompareConfig) -> Report:
     """Run every approach and write the report folder.
 
@@ -126,6 +140,54 @@ def compare(cfg: CompareConfig) -> Report:
         UsageError: the report folder is not ours, the data has no training split, an
             endpoint is misconfigured, `auto` without a validation split.
         EndpointError: an endpoint refused or stopped answering.
+    """
+    inputs = check_inputs(cfg)
+    prices = load_prices(cfg.prices)
+    hardware = prices.hardware(torch.cuda.is_available())  # fails now, not after training
+    prompt_models = cfg.prompt_models or [cfg.model]
+    endpoints = {spec: resolve_endpoint(spec, cfg.base_url, cfg.api_key_env).base_url
+                 for spec in prompt_models if is_endpoint(spec)}  # misconfigured: fail now
+    out, td = inputs.out, inputs.task
+    write_task(out / "data", td.spec)  # first: it marks REPORT_DIR as compare's own
+    audit = audit_summary(td.folder) if cfg.audit else {}
+
+    results, throughput, searches = prompting_rows(cfg, inputs, prompt_models)
+    tuned, trainings, billing = fine_tuned_rows(cfg, inputs, throughput)
+    results += tuned
+    curve = None
+    if cfg.curve:
+        curve = run_curve(CurveConfig(
+            data=cfg.data, out=str(out / "curve"), model=cfg.model, method=cfg.methods[0],
+            sizes=cfg.curve_sizes, target=cfg.target, max_test=cfg.max_test,
+            max_train=cfg.max_train, seed=cfg.seed, mode=cfg.mode, quiet=cfg.quiet),
+            prompts=[r for r in results if r.kind == "prompt"], rates=throughput.get(cfg.model),
+            say=lambda message: log.info("curve: %s", message))
+
+    # ---- cost and recommendation -----------------------------------------------------------
+    costs, openai_costs = price_approaches(results, prices, hardware, throughput,
+                                           training=billing, endpoints=endpoints)
+    rec = recommend(results, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
+    prompts = [r for r in results if r.kind == "prompt"]
+    payback = {p.name: {f.name: break_even(costs[p.name], costs[f.name]) for f in tuned}
+               for p in prompts}
+    report = Report(
+        td.spec.to_dict(), str(cfg.data), cfg.model, prompt_models, len(inputs.test),
+        len(inputs.train), results, costs, openai_costs, payback, rec, trainings,
+        hardware.name, prices.as_of, out, {k: v.to_dict() for k, v in throughput.items()},
+        searches, cfg.requests_per_month, audit, curve)
+    best = report.best_prompt
+    plot_costs(list(costs.values()) + [openai_costs[best.name],
+                                       openai_costs[report.fine_tuned.name]],
+               out / "cost.png", marker=cfg.requests_per_month)
+    write_report(report)
+    return report
+
+
+def check_inputs(cfg: CompareConfig) -> CompareInputs:
+    """The report folder claimed, the splits read, every approach checked against the task.
+
+    Raises:
+        UsageError: see `compare`.
     """
     out = claim_dir(cfg.out, owned=REPORT_FILES)
     data = Path(cfg.data)
@@ -148,16 +210,14 @@ def compare(cfg: CompareConfig) -> Report:
     if "auto" in cfg.shots and not validation:
         raise UsageError(f"--shots auto chooses the prompt on {val_path}, which is missing or "
                          "empty; prepare the data with --val, or give --shots numbers only.")
-    prices = load_prices(cfg.prices)
-    hardware = prices.hardware(torch.cuda.is_available())  # fails now, not after training
-    prompt_models = cfg.prompt_models or [cfg.model]
-    endpoints = {spec: resolve_endpoint(spec, cfg.base_url, cfg.api_key_env).base_url
-                 for spec in prompt_models if is_endpoint(spec)}  # misconfigured: fail now
+    return CompareInputs(out, td, test, train_examples, validation, val_path)
 
-    write_task(out / "data", td.spec)  # first: it marks REPORT_DIR as compare's own
-    audit = audit_summary(td.folder) if cfg.audit else {}
 
-    # ---- prompting -------------------------------------------------------------------------
+def prompting_rows(cfg: CompareConfig, inputs: CompareInputs, prompt_models: list[str],
+                   ) -> tuple[list[EvalResult], dict[str, Throughput], dict[str, dict]]:
+    """Each prompted model's rows (a k-shot row per --shots number, `best prompt` for auto),
+    the measured rates of the models run here, and the prompt searches."""
+    td, test, train_examples = inputs.task, inputs.test, inputs.train
     results: list[EvalResult] = []
     throughput: dict[str, Throughput] = {}
     searches: dict[str, dict] = {}
@@ -168,7 +228,7 @@ def compare(cfg: CompareConfig) -> Report:
         prefix = "" if prompt_models == [cfg.model] else f"{spec} · "
         for shots in parse_shots(",".join(map(str, cfg.shots))):
             if shots == "auto":
-                search = search_prompt(backend, td.spec, train_examples, validation,
+                search = search_prompt(backend, td.spec, train_examples, inputs.validation,
                                        mode=cfg.mode, seed=cfg.seed,
                                        max_examples=cfg.search_examples)
                 searches[spec] = search.to_dict()
@@ -183,11 +243,20 @@ def compare(cfg: CompareConfig) -> Report:
             throughput[spec] = measure(backend.model)
         del backend
         gc.collect()
+    return results, throughput, searches
 
-    # ---- fine-tune -------------------------------------------------------------------------
+
+def fine_tuned_rows(cfg: CompareConfig, inputs: CompareInputs,
+                    throughput: dict[str, Throughput],
+                    ) -> tuple[list[EvalResult], dict[str, dict], dict[str, tuple[float, int]]]:
+    """One fine-tune per --method, each evaluated on the test split: the rows, each training's
+    summary, and (training seconds, billed tokens) per row for pricing. `throughput` gains each
+    run's rates."""
+    out, td, test = inputs.out, inputs.task, inputs.test
     train_file = out / "data" / "train.jsonl"
     with atomic_open(train_file) as f:
-        f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in train_examples)
+        f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in inputs.train)
+    results: list[EvalResult] = []
     trainings: dict[str, dict] = {}
     billing: dict[str, tuple[float, int]] = {}
     for i, method in enumerate(cfg.methods):
@@ -198,7 +267,8 @@ def compare(cfg: CompareConfig) -> Report:
             shutil.rmtree(run_dir)
         started = time.perf_counter()
         config = TrainConfig(
-            train_file=str(train_file), val_file=str(val_path) if validation else None,
+            train_file=str(train_file),
+            val_file=str(inputs.val_path) if inputs.validation else None,
             out=str(run_dir), model=cfg.model, method=method, epochs=cfg.epochs, seed=cfg.seed,
             quiet=cfg.quiet, tune=cfg.tune, tune_budget_minutes=cfg.tune_budget_minutes)
         if cfg.tune:
@@ -223,36 +293,8 @@ def compare(cfg: CompareConfig) -> Report:
         gc.collect()
         billing[name] = (summary["seconds"], summary["trained_tokens"])
         trainings[name] = {"run": str(run_dir), "method": method, **summary,
-                           "openai_auto_epochs": auto_epochs(len(train_examples))}
-
-    curve = None
-    if cfg.curve:
-        curve = run_curve(CurveConfig(
-            data=cfg.data, out=str(out / "curve"), model=cfg.model, method=cfg.methods[0],
-            sizes=cfg.curve_sizes, target=cfg.target, max_test=cfg.max_test,
-            max_train=cfg.max_train, seed=cfg.seed, mode=cfg.mode, quiet=cfg.quiet),
-            prompts=[r for r in results if r.kind == "prompt"], rates=throughput.get(cfg.model),
-            say=lambda message: log.info("curve: %s", message))
-
-    # ---- cost and recommendation -----------------------------------------------------------
-    costs, openai_costs = price_approaches(results, prices, hardware, throughput,
-                                           training=billing, endpoints=endpoints)
-    rec = recommend(results, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
-    prompts = [r for r in results if r.kind == "prompt"]
-    tuned = [r for r in results if r.kind == "fine-tune"]
-    payback = {p.name: {f.name: break_even(costs[p.name], costs[f.name]) for f in tuned}
-               for p in prompts}
-    report = Report(
-        td.spec.to_dict(), str(cfg.data), cfg.model, prompt_models, len(test),
-        len(train_examples), results, costs, openai_costs, payback, rec, trainings,
-        hardware.name, prices.as_of, out, {k: v.to_dict() for k, v in throughput.items()},
-        searches, cfg.requests_per_month, audit, curve)
-    best = report.best_prompt
-    plot_costs(list(costs.values()) + [openai_costs[best.name],
-                                       openai_costs[report.fine_tuned.name]],
-               out / "cost.png", marker=cfg.requests_per_month)
-    write_report(report)
-    return report
+                           "openai_auto_epochs": auto_epochs(len(inputs.train))}
+    return results, trainings, billing
 
 
 SHOWN = 5

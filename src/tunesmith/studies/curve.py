@@ -24,7 +24,8 @@ import numpy as np
 
 from tunesmith.atomic import atomic_open
 from tunesmith.config import MethodName, Shots, TrainConfig, parse_method, parse_shots, shots_label
-from tunesmith.data.splits import load_task_data, read_valid
+from tunesmith.data.examples import Example
+from tunesmith.data.splits import TaskData, load_task_data, read_valid
 from tunesmith.data.subsets import MIN_SIZE, auto_sizes, nested_order
 from tunesmith.data.taskfile import write_task
 from tunesmith.data.tasks import task_kind
@@ -191,29 +192,8 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
 
     # ---- prompting bands and the rates the plan is estimated from ---------------------------
     tokenizer = load_tokenizer(cfg.model)
-    validation = read_valid(td.folder / "validation.jsonl").examples if "auto" in cfg.shots \
-        and (td.folder / "validation.jsonl").is_file() else []
-    if prompts is None and "auto" in cfg.shots and not validation:
-        raise UsageError(f"--shots auto chooses the prompt on {td.folder / 'validation.jsonl'}, "
-                         "which is missing or empty; give --shots numbers only.")
     if prompts is None or rates is None:  # the base model is loaded only when needed
-        backend = open_backend(cfg.model, seed=cfg.seed)
-        if prompts is None:
-            prompts = []
-            for shots in parse_shots(",".join(map(str, cfg.shots))):
-                name = shots_label(shots)
-                if shots == "auto":
-                    say("prompting band: choosing the best prompt on the validation split")
-                    prompt = search_prompt(backend, td.spec, td.train, validation, mode=cfg.mode,
-                                           seed=cfg.seed).best
-                else:
-                    prompt = PromptConfig(int(shots), seed=cfg.seed)
-                say(f"prompting band: {name} on {len(test):,} test examples")
-                prompts.append(evaluate(backend, test, td.spec, prompt=prompt, train=td.train,
-                                        name=name, kind="prompt", mode=cfg.mode))
-        rates = rates or measure(backend.model)
-        del backend
-        gc.collect()
+        prompts, rates = prompting_bands(cfg, td, test, prompts, rates, say)
     texts = [json.dumps(td.train[i].to_chat(), ensure_ascii=False) for i in order]
     tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts[:200]]
     per_example = float(np.mean(tokens)) if tokens else 1.0
@@ -238,40 +218,83 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
             say(f"stopping before {n:,} examples: ~{guess:.1f} more min would pass the "
                 f"{cfg.budget_minutes:g}-min budget ({used:.1f} min used)")
             break
-        subset = [td.train[i] for i in order[:n]]
-        train_file = out / "data" / f"train-{n}.jsonl"
-        with atomic_open(train_file) as f:
-            f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in subset)
-        run_dir = out / "runs" / f"n{n}"
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # curve owns its runs: a rerun trains afresh
         say(f"fine-tuning on {n:,} examples ({cfg.method})")
-        t0 = time.perf_counter()
-        trained = train(TrainConfig(
-            # No validation passes: the curve is read on the test split, and a fixed validation
-            # cost per run would make the small sizes as dear as the large ones.
-            train_file=str(train_file), val_file=None, out=str(run_dir), model=cfg.model,
-            method=cfg.method, seed=cfg.seed, quiet=True))
-        seconds = time.perf_counter() - t0
-        epochs, trained_tokens = trained.config.epochs, trained.trained_tokens
-        del trained
-        gc.collect()
-        seconds_per_token = seconds / max(trained_tokens, 1)
-        backend = open_backend(str(run_dir))
-        result = evaluate(backend, test, td.spec, kind="fine-tune", name=f"n={n}",
-                          mode=cfg.mode)
-        del backend
-        gc.collect()
-        low, high = interval(result, labels, seed=cfg.seed)
-        points.append(CurvePoint(n, result.score, low, high, str(run_dir), seconds, epochs))
-        say(f"  {n:,} examples: {metric_name} {result.score:.3f} [{low:.3f}, {high:.3f}] "
-            f"({seconds / 60:.1f} min training)")
+        point, trained_tokens = fine_tune_size(cfg, td, test, [td.train[i] for i in order[:n]],
+                                               out)
+        seconds_per_token = point.seconds / max(trained_tokens, 1)
+        points.append(point)
+        say(f"  {n:,} examples: {metric_name} {point.metric:.3f} [{point.low:.3f}, "
+            f"{point.high:.3f}] ({point.seconds / 60:.1f} min training)")
 
     doc = summarize(points, prompts, labels, metric_name, cfg, skipped, len(td.train), out)
     plot_curve(doc, out / "curve.png", fitted_line(doc))
     with atomic_open(out / "curve.json") as f:
         json.dump(doc, f, indent=2)
     return doc
+
+
+def fine_tune_size(cfg: CurveConfig, td: TaskData, test: list[Example], subset: list[Example],
+                   out: Path) -> tuple[CurvePoint, int]:
+    """Fine-tune on `subset` (in OUT/runs/nN) and measure it on the test split: the point and
+    the run's trained tokens."""
+    n = len(subset)
+    train_file = out / "data" / f"train-{n}.jsonl"
+    with atomic_open(train_file) as f:
+        f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in subset)
+    run_dir = out / "runs" / f"n{n}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # curve owns its runs: a rerun trains afresh
+    t0 = time.perf_counter()
+    trained = train(TrainConfig(
+        # No validation passes: the curve is read on the test split, and a fixed validation
+        # cost per run would make the small sizes as dear as the large ones.
+        train_file=str(train_file), val_file=None, out=str(run_dir), model=cfg.model,
+        method=cfg.method, seed=cfg.seed, quiet=True))
+    seconds = time.perf_counter() - t0
+    epochs, trained_tokens = trained.config.epochs, trained.trained_tokens
+    del trained
+    gc.collect()
+    backend = open_backend(str(run_dir))
+    result = evaluate(backend, test, td.spec, kind="fine-tune", name=f"n={n}", mode=cfg.mode)
+    del backend
+    gc.collect()
+    low, high = interval(result, td.spec.labels, seed=cfg.seed)
+    return CurvePoint(n, result.score, low, high, str(run_dir), seconds, epochs), trained_tokens
+
+
+def prompting_bands(cfg: CurveConfig, td: TaskData, test: list[Example],
+                    prompts: list[EvalResult] | None, rates: Throughput | None,
+                    say: Callable[[str], None]) -> tuple[list[EvalResult], Throughput]:
+    """The prompting rows drawn as bands (`cfg.shots` of the base model on the test split,
+    unless given) and the base model's measured rates (unless given).
+
+    Raises:
+        UsageError: --shots auto without a validation split.
+    """
+    val_path = td.folder / "validation.jsonl"
+    validation = read_valid(val_path).examples if "auto" in cfg.shots and val_path.is_file() \
+        else []
+    if prompts is None and "auto" in cfg.shots and not validation:
+        raise UsageError(f"--shots auto chooses the prompt on {val_path}, which is missing or "
+                         "empty; give --shots numbers only.")
+    backend = open_backend(cfg.model, seed=cfg.seed)
+    if prompts is None:
+        prompts = []
+        for shots in parse_shots(",".join(map(str, cfg.shots))):
+            name = shots_label(shots)
+            if shots == "auto":
+                say("prompting band: choosing the best prompt on the validation split")
+                prompt = search_prompt(backend, td.spec, td.train, validation, mode=cfg.mode,
+                                       seed=cfg.seed).best
+            else:
+                prompt = PromptConfig(int(shots), seed=cfg.seed)
+            say(f"prompting band: {name} on {len(test):,} test examples")
+            prompts.append(evaluate(backend, test, td.spec, prompt=prompt, train=td.train,
+                                    name=name, kind="prompt", mode=cfg.mode))
+    rates = rates or measure(backend.model)
+    del backend
+    gc.collect()
+    return prompts, rates
 
 
 def summarize(points: list[CurvePoint], prompts: list[EvalResult], labels: list[str],
