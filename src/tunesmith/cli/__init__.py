@@ -15,7 +15,19 @@ from collections.abc import Callable
 from types import ModuleType
 
 from tunesmith import __version__
-from tunesmith.cli import compare, cost, curve, data, demo, eval, export, serve, train, worker
+from tunesmith.cli import (
+    compare,
+    cost,
+    curve,
+    data,
+    demo,
+    eval,
+    export,
+    migrate,
+    serve,
+    train,
+    worker,
+)
 from tunesmith.errors import TunesmithError
 
 COMMANDS: dict[str, ModuleType] = {
@@ -29,6 +41,7 @@ COMMANDS: dict[str, ModuleType] = {
     "serve": serve,
     "worker": worker,
     "export": export,
+    "migrate": migrate,
 }
 
 

@@ -17,8 +17,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 import json
 import math
 import time
@@ -28,7 +30,6 @@ from pathlib import Path
 
 from tunesmith.atomic import atomic_open, write_text
 from tunesmith.config import EndpointOptions
-from tunesmith.data.formats import read_dataset
 from tunesmith.data.jsonline import INVALID, parse_line
 from tunesmith.data.lines import read_lines
 from tunesmith.data.taskfile import TASK_FILE, read_task, write_task
@@ -154,7 +155,10 @@ def _rows(split: str, path: Path, cfg: RecordConfig) -> list[Row]:
             parsed.append((line.number, value))
     chat = any(isinstance(v, dict) and "messages" in v for _, v in parsed)
     if not chat:
-        return _text_rows(split, path, cfg)
+        if errors:
+            raise InvalidDataError(path, [], f"{len(errors)} lines cannot be read: "
+                                   + "; ".join(errors[:5]))
+        return _text_rows(split, path, cfg, parsed)
     rows = []
     for number, obj in parsed:
         row, problem = (_chat_row(split, number, obj, cfg) if isinstance(obj, dict)
@@ -192,25 +196,41 @@ def _chat_row(split: str, line: int, obj: dict, cfg: RecordConfig) -> tuple[Row 
     return Row(split, line, request, reference), ""
 
 
-def _text_rows(split: str, path: Path, cfg: RecordConfig) -> list[Row]:
-    """A column of texts (CSV or JSONL): each sent as the user message after --system."""
-    data = read_dataset(path, text_field=cfg.text_field)
-    if data.errors:
-        raise InvalidDataError(path, data.errors, f"{len(data.errors)} errors; run `tunesmith "
-                               "data check` on it for details.")
+def _text_rows(split: str, path: Path, cfg: RecordConfig,
+               parsed: list[tuple[int, object]] | None = None) -> list[Row]:
+    """A column of texts (a CSV, or JSONL objects): each sent as the user message after
+    --system. A `label` beside the text is kept as the reference answer."""
+    field_name = cfg.text_field
+    values: list[tuple[int, object, object]] = []  # (line, text, label)
+    if parsed is not None:
+        for line, obj in parsed:
+            values.append((line, obj.get(field_name) if isinstance(obj, dict) else None,
+                           obj.get("label") if isinstance(obj, dict) else None))
+    else:
+        lines, issues = read_lines(path)
+        text = "\n".join(line.text or "" for line in lines)
+        reader = csv.DictReader(io.StringIO(text))
+        if reader.fieldnames is None or field_name not in reader.fieldnames:
+            raise UnusableInputError(path, f"no column '{field_name}' (the texts to send; name "
+                                     "another with --text-field).", field=field_name)
+        for number, row in enumerate(reader, start=2):
+            values.append((number, row.get(field_name), row.get("label")))
+    errors = [f"{path.name}:{line}: {field_name}: expected a non-empty string"
+              for line, value, _ in values if not isinstance(value, str) or not value.strip()]
+    if errors:
+        raise InvalidDataError(path, [], f"{len(errors)} rows cannot be sent: "
+                               + "; ".join(errors[:5]) + (" ..." if len(errors) > 5 else ""))
     rows = []
-    for e in data.examples:
-        user = [m for m in e.messages if m.role == "user"]
-        if not user:
-            continue
+    for line, value, label in values:
         messages = ([{"role": "system", "content": cfg.system}] if cfg.system else []) + [
-            {"role": "user", "content": user[-1].content}]
+            {"role": "user", "content": value}]
         request = {"messages": messages, "temperature": cfg.temperature,
                    "max_tokens": cfg.max_tokens}
         if cfg.logprobs:
             request["logprobs"], request["top_logprobs"] = True, TOP_LOGPROBS
-        reference = {"role": "assistant", "content": e.target} if e.target else None
-        rows.append(Row(split, e.line, request, reference))
+        reference = ({"role": "assistant", "content": str(label)}
+                     if label not in (None, "") else None)
+        rows.append(Row(split, line, request, reference))
     return rows
 
 
