@@ -14,8 +14,11 @@ import time
 import pytest
 
 from tests.endpoints.scripted import ScriptedServer
-from tests.serve.conftest import Server, wait_for
-from tests.serve.conftest import service_data  # noqa: F401 - a fixture
+from tests.serve.conftest import (
+    Server,
+    service_data,  # noqa: F401 - a fixture
+    wait_for,
+)
 from tunesmith.cli import main
 from tunesmith.data.check import check_file
 
