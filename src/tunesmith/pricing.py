@@ -68,6 +68,21 @@ class PriceTable:
         row = self.openai[snapshots[0]]
         return ChatPrice(row.model, row.base_input, row.base_output)
 
+    def openai_entry(self, name: str) -> OpenAIPrice | None:
+        """The `openai:` entry of a model or of its dated snapshot (`gpt-4o-mini` ->
+        `gpt-4o-mini-2024-07-18`); None unless exactly one matches."""
+        if name in self.openai:
+            return self.openai[name]
+        snapshots = [k for k in self.openai
+                     if k.startswith(name + "-") and k[len(name) + 1:][:4].isdigit()]
+        return self.openai[snapshots[0]] if len(snapshots) == 1 else None
+
+    def fine_tuned_price(self, base: str) -> ChatPrice | None:
+        """What a model fine-tuned from `base` costs per token at OpenAI (its `ft_*` prices);
+        None when the table does not name the base."""
+        row = self.openai_entry(base)
+        return None if row is None else ChatPrice(f"ft:{row.model}", row.ft_input, row.ft_output)
+
     @property
     def default_openai(self) -> OpenAIPrice:
         name = self.defaults.get("openai_model") or next(iter(self.openai))

@@ -59,6 +59,7 @@ def test_curve_refuses_bad_sizes_and_respects_the_budget(curve_data, tiny_model_
     assert doc["points"] == [] and doc["skipped_sizes"] == [8, 16] and doc["fit"] is None
 
 
+@pytest.mark.slow  # an integration run: compare --curve (make test-slow)
 def test_compare_curve_puts_the_curve_and_the_audit_in_the_report(curve_data, tiny_model_dir,
                                                                  tmp_path, capsys):
     out = tmp_path / "report"

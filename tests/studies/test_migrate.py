@@ -243,3 +243,82 @@ def test_max_cost_refuses_a_recording_estimated_over_it(env, tmp_path, capsys):
                             "--api-key-env", KEY_ENV, "--max-cost", "5")
         assert code == 0 and server.completed == 50
         assert "days left (shutdown 2027-01-14)" in err
+
+
+def test_compare_against_the_incumbent_recorded_and_live(fine_tuned, env, tmp_path, capsys,
+                                                         tiny_model_dir, service_data):  # noqa: F811
+    server, _, job = fine_tuned
+    model = f"openai:{job.fine_tuned_model}"
+    data, rec = tmp_path / "data", tmp_path / "recorded"
+    assert main(["data", "prepare", str(service_data / "train.jsonl"), "--task",
+                 "classification", "--out", str(data), "--val", "0.2", "--test", "0.3"]) == 0
+    endpoint = ["--base-url", server.url, "--api-key-env", KEY_ENV]
+    code, _, _ = _run(capsys, "migrate", "record", "--model", model, "--inputs", data, "--out",
+                      rec, "--max-tokens", 4, *endpoint, "--json")
+    assert code == 0 and sorted(p.name for p in rec.glob("*.jsonl")) == [
+        "answers.jsonl", "test.jsonl", "train.jsonl", "validation.jsonl"]
+    assert (rec / "task.json").read_text() == (data / "task.json").read_text()
+
+    report = tmp_path / "report"
+    code, out, _ = _run(capsys, "compare", "--data", data, "--model", tiny_model_dir, "--shots",
+                        0, "--epochs", 1, "--no-audit", "--incumbent", rec / "test.jsonl",
+                        "--goal", "match-incumbent", "--margin", 0.05, "--out", report,
+                        "--quiet", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    names = [a["name"] for a in doc["approaches"]]
+    assert names[0] == f"incumbent ({job.fine_tuned_model})" and "zero-shot" in names
+    incumbent = doc["incumbent"]
+    assert set(incumbent["agreement"]) == set(names[1:])
+    for a in incumbent["agreement"].values():
+        assert a["measure"] == "label agreement" and 0 <= a["low"] <= a["value"] <= a["high"] <= 1
+    assert {t["name"] for t in incumbent["non_inferiority"]} == set(names[1:])
+    assert doc["recommendation"]["rule"].startswith("Match the incumbent")
+    chosen = doc["recommendation"]["choice"]
+    assert chosen == "none" or any(t["name"] == chosen and t["non_inferior"]
+                                   for t in incumbent["non_inferiority"])
+    assert doc["approaches"][0]["cost"]["where"].startswith("hosted fine-tune")
+    md = (report / "report.md").read_text()
+    assert md.index("## Replacing") < md.index("## Recommendation")
+    recorded = doc["approaches"][0]["metrics"]
+
+    # the live model as --incumbent: recorded into the report folder, the same answers
+    live = tmp_path / "report-live"
+    code, out, _ = _run(capsys, "compare", "--data", data, "--model", tiny_model_dir, "--shots",
+                        0, "--epochs", 1, "--no-audit", "--incumbent", model, *endpoint,
+                        "--out", live, "--quiet", "--json")
+    assert code == 0
+    again = json.loads(out)
+    assert (live / "incumbent" / "recording" / "golden.jsonl").is_file()
+    assert again["approaches"][0]["metrics"] == recorded
+
+    # the recording as the data: its answers are the reference, and say so
+    code, out, _ = _run(capsys, "compare", "--data", rec, "--model", tiny_model_dir, "--shots",
+                        0, "--epochs", 1, "--no-audit", "--incumbent", rec / "test.jsonl",
+                        "--out", tmp_path / "report-rec", "--quiet", "--json")
+    if code == 0:  # a tiny model may answer nothing at all: then there is nothing to train on
+        assert json.loads(out)["incumbent"]["reference_is_incumbent"] is True
+
+
+@pytest.mark.parametrize(("golden", "expected"), [
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "x"}]}\n'
+     '{"messages": [\n', "golden.jsonl:2"),
+    ('{"messages": [{"role": "user", "content": "a"}]}\n', "golden.jsonl:1: no recorded answer"),
+    ("", "golden.jsonl"),
+    ("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                      {"role": "assistant", "content": "x"}],
+                         "metadata": {"recorded_from": "ft:a" if i != 2 else "ft:b"}}) + "\n"
+             for i in range(4)), "lines 3 were recorded from another model"),
+])
+def test_a_broken_recording_is_named_by_line(tmp_path, capsys, tiny_model_dir, golden, expected):
+    from tests.conftest import ASSETS
+
+    data = tmp_path / "data"
+    assert main(["data", "prepare", str(ASSETS / "classification_tiny.jsonl"), "--task",
+                 "classification", "--out", str(data), "--val", "0.2", "--test", "0.3"]) == 0
+    (tmp_path / "golden.jsonl").write_text(golden)
+    code, _, err = _run(capsys, "compare", "--data", data, "--model", tiny_model_dir, "--shots",
+                        0, "--no-audit", "--incumbent", tmp_path / "golden.jsonl", "--out",
+                        tmp_path / "report")
+    assert code == 2 and expected in err
+    assert not (tmp_path / "report" / "run").exists()  # nothing trained

@@ -179,6 +179,7 @@ def test_tune_respects_its_budget(tmp_path, capsys, tiny_model_dir):
     assert (run / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # an integration run: compare x heads x tune (make test-slow)
 def test_compare_with_a_head_and_tune(tmp_path, capsys, tiny_model_dir):
     """compare --method lora,full-head --tune: one row per approach, each priced; the tuned
     settings and why they won are in the report."""

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tunesmith.data.packing import collate_packed
@@ -69,6 +70,7 @@ print(json.dumps({"peak_mb": (after - before) / 1024, "loss": total.item()}))
 """
 
 
+@pytest.mark.slow  # two 1.5 GB processes; a memory measurement, run by make test-slow
 def test_chunked_output_layer_lowers_peak_memory():
     """900 answer tokens x 152k words: 0.55 GB of fp32 logits at once, then their gradient (the
     two runs are one after the other, so each has the machine's threads)."""

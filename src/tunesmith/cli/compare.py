@@ -15,7 +15,7 @@ from tunesmith.studies.compare import CompareConfig, compare
 FIELDS = ["data", "model", "prompt_models", "shots", "methods", "epochs", "out",
           "requests_per_month", "prices", "max_train", "max_test", "mode", "seed",
           "search_examples", "tune", "tune_budget_minutes", "audit", "curve", "curve_sizes",
-          "target", "quiet"]
+          "target", "incumbent", "goal", "margin", "shutdowns", "quiet"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,10 +44,27 @@ def run(args: argparse.Namespace) -> int:
 def render_summary(report: Report) -> str:
     header, rows = summary_rows(report)
     rec = report.recommendation
-    lines = [(f"\n{report.task['task']} · fine-tuned {report.model} · prompted "
+    lines = []
+    if report.incumbent:
+        inc = report.incumbent
+        left = ("date unknown" if inc.get("days_left") is None
+                else f"{inc['days_left']} days left")
+        lines.append(f"\nreplacing {inc['name']} ({left}); agreement with it:")
+        for name, a in inc["agreement"].items():
+            test = next((t for t in inc.get("non_inferiority") or [] if t["name"] == name), None)
+            line = f"  {name}: {a['measure']} {a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]"
+            if a.get("kappa") is not None:
+                line += f", kappa {a['kappa']:.3f}"
+            if test is not None:
+                verdict = "non-inferior" if test["non_inferior"] else "not shown non-inferior"
+                line += f"; {verdict} at {inc['margin']:g} (lower bound {test['lower']:+.3f})"
+            lines.append(line)
+    lines += [(f"\n{report.task['task']} · fine-tuned {report.model} · prompted "
               f"{', '.join(report.prompt_models)} · {report.n_train} train / {report.n_test} "
               "test examples"), table(rows, header), "",
              f"Recommendation: {rec.choice}", f"  {rec.reason}"]
+    for command in (report.incumbent or {}).get("serve") or []:
+        lines.append(f"  serve: {command}")
     fines = [f.name for f in report.fine_tuned_rows]
     for name, _, *whens in payback_rows(report):
         for fine, when in zip(fines, whens):

@@ -13,6 +13,7 @@ from tunesmith.endpoints.spec import is_endpoint
 from tunesmith.evaluation.runner import EvalResult
 from tunesmith.evaluation.throughput import Throughput
 from tunesmith.pricing import HardwarePrice, PriceTable
+from tunesmith.shutdowns import base_of
 
 
 def price_approaches(results: list[EvalResult], prices: PriceTable, hardware: HardwarePrice,
@@ -35,7 +36,11 @@ def price_approaches(results: list[EvalResult], prices: PriceTable, hardware: Ha
     for r in results:
         ft = r.kind == "fine-tune"
         seconds, billed = training.get(r.name, (0.0, 0))
-        if is_endpoint(r.model):
+        if r.kind == "incumbent":  # a hosted fine-tune: its own per-token prices
+            costs[r.name] = endpoint(r.name, f"hosted fine-tune {base_of(r.model)}",
+                                     r.prompt_tokens, r.completion_tokens,
+                                     prices.fine_tuned_price(base_of(r.model)))
+        elif is_endpoint(r.model):
             name = r.model.split(":", 1)[1]
             costs[r.name] = endpoint(r.name, f"endpoint {endpoints.get(r.model, '')}".strip(),
                                      r.prompt_tokens, r.completion_tokens,

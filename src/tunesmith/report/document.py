@@ -47,6 +47,9 @@ class Report:
     """`data audit` of the training split, and of the test split against it (leaks)."""
     curve: dict | None = None
     """`compare --curve`: the curve.json document."""
+    incumbent: dict | None = None
+    """`compare --incumbent`: the model being replaced, each row's agreement with it, the
+    non-inferiority tests, its days left and how to serve the winner."""
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
     @property
@@ -84,4 +87,5 @@ class Report:
             "training": self.training,
             "audit": self.audit,
             "curve": self.curve,
+            "incumbent": self.incumbent,
         }

@@ -17,6 +17,7 @@ import numpy as np
 
 from tunesmith.cost import ApproachCost
 from tunesmith.data.taskfile import TaskSpec
+from tunesmith.evaluation.agreement import non_inferiority
 from tunesmith.evaluation.metrics import paired_bootstrap
 from tunesmith.evaluation.runner import EvalResult
 from tunesmith.evaluation.tasks import get_task
@@ -103,3 +104,46 @@ def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels:
               f"(${yearly[choice]:,.2f})"
               + (f" (price unknown, so not compared: {', '.join(unknown)})." if unknown else "."))
     return Recommendation(choice, reason, rule, comparisons, yearly)
+
+
+MATCH_RULE = (
+    "Match the incumbent: among the approaches shown non-inferior to {incumbent} on the test "
+    "split's {metric} (the one-sided 95% lower bound of the paired-bootstrap difference, "
+    "approach minus incumbent, above -{margin:g}), the one with the lowest first-year cost "
+    "(one-off cost + 12 months at {volume:,} requests/month) is recommended; when none is, none "
+    "is recommended."
+)
+
+
+def recommend_match(results: list[EvalResult], incumbent: EvalResult,
+                    costs: dict[str, ApproachCost], labels: list[str], requests_per_month: int,
+                    margin: float, seed: int = 0) -> tuple[Recommendation, list[dict]]:
+    """`--goal match-incumbent`: the cheapest approach not worse than `incumbent` by more than
+    `margin` on the gold metric. Returns the recommendation ("none" when no approach is shown
+    non-inferior) and each approach's test."""
+    task = get_task(incumbent.task)
+    rule = MATCH_RULE.format(incumbent=incumbent.name, metric=task.metric_name, margin=margin,
+                             volume=requests_per_month)
+    reference = sampler(incumbent, labels)
+    tests = []
+    for r in results:
+        test = non_inferiority(sampler(r, labels), reference, r.n, margin, seed=seed)
+        tests.append({"name": r.name, **test})
+    yearly = {name: c.total(12 * requests_per_month) for name, c in costs.items()}
+    passed = [t["name"] for t in tests if t["non_inferior"]]
+    priced = [name for name in passed if name in costs and costs[name].known]
+    if not passed:
+        best = max(tests, key=lambda t: t["lower"])
+        reason = (f"no approach is shown non-inferior to {incumbent.name} at margin {margin:g}: "
+                  f"the closest, {best['name']}, differs by {best['diff']:+.3f} {task.metric_name} "
+                  f"with a one-sided 95% lower bound of {best['lower']:+.3f}. Label more test "
+                  "examples to narrow the interval, or try a larger model.")
+        return Recommendation("none", reason, rule, [], yearly), tests
+    choice = min(priced, key=lambda name: yearly[name]) if priced else passed[0]
+    chosen = next(t for t in tests if t["name"] == choice)
+    reason = (f"{choice} is shown non-inferior to {incumbent.name} at margin {margin:g} "
+              f"({task.metric_name} {chosen['diff']:+.3f}, one-sided 95% lower bound "
+              f"{chosen['lower']:+.3f}); of the {len(passed)} that are, it costs least over the "
+              f"first year" + (f" (${yearly[choice]:,.2f})." if choice in priced else
+                               " (no price known for any of them)."))
+    return Recommendation(choice, reason, rule, [], yearly), tests

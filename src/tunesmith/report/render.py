@@ -198,6 +198,53 @@ def curve_sentences(doc: dict) -> list[str]:
     return out
 
 
+def replacing_section(report: Report) -> Section | None:
+    """`## Replacing MODEL (N days left)` (compare --incumbent): first in the report."""
+    inc = report.incumbent
+    if not inc:
+        return None
+    left = ("date unknown" if inc.get("days_left") is None else
+            f"{inc['days_left']} days left" if inc["days_left"] >= 0 else
+            f"retired {inc['shutdown']}")
+    kind = task_kind(report.task["task"])
+    tests = {t["name"]: t for t in inc.get("non_inferiority") or []}
+    measure = next(iter(inc["agreement"].values()), {}).get("measure", "agreement")
+    header = ["option", f"{kind.metric_name} (gold)", f"{measure} with the incumbent", "95% interval"]
+    if kind.labelled:
+        header.append("kappa")
+    if tests:
+        header.append(f"non-inferior at {inc['margin']:g} (lower bound)")
+    header += ["$/1k requests", "one-off $"]
+    rows = []
+    for r in report.results:
+        c = report.costs[r.name]
+        a = inc["agreement"].get(r.name)
+        row = [r.name, f"{r.score:.3f}", "(itself)" if a is None else f"{a['value']:.3f}",
+               "" if a is None else f"[{a['low']:.3f}, {a['high']:.3f}]"]
+        if kind.labelled:
+            row.append("" if a is None or a.get("kappa") is None else f"{a['kappa']:.3f}")
+        if tests:
+            t = tests.get(r.name)
+            row.append("" if t is None else
+                       f"{'yes' if t['non_inferior'] else 'no'} ({t['lower']:+.3f})")
+        row += [money(c.per_1k_requests_usd), money(c.one_off_usd)]
+        rows.append(row)
+    until = inc["shutdown"] or "a date the shutdown table does not give"
+    paragraphs = [f"{inc['name']} answers until {until}"
+                  + (f" ({inc['source']})" if inc.get("source") else "")
+                  + f". Its answers to the {report.n_test} test inputs were recorded; every "
+                  "option is scored against the gold answers and against the incumbent's."]
+    if inc.get("reference_is_incumbent"):
+        paragraphs.append("The test split's answers are the incumbent's own (no gold labels): "
+                          "the gold metric here is agreement with the incumbent.")
+    choice = report.recommendation.choice
+    paragraphs.append(f"Recommended: {choice}. {report.recommendation.reason}")
+    if inc.get("serve"):
+        paragraphs.append("To serve it where the incumbent was: " + " · ".join(inc["serve"]))
+    return f"Replacing {inc['name'].removeprefix('incumbent (').removesuffix(')')} ({left})", \
+        paragraphs, [(header, rows)]
+
+
 def _sections(report: Report) -> list[Section]:
     return [s for s in (audit_section(report), curve_section(report)) if s is not None]
 
@@ -256,8 +303,13 @@ def write_report(report: Report) -> None:
     md = ["# tunesmith report: prompt it or fine-tune it?\n",
           (f"Task **{report.task['task']}** ({len(report.task['labels'])} labels) · fine-tuned `{report.model}` "
            f"· prompted {', '.join(f'`{m}`' for m in report.prompt_models)} · "
-           f"{report.n_train} training / {report.n_test} test examples · {report.created}\n"),
-          f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",
+           f"{report.n_train} training / {report.n_test} test examples · {report.created}\n")]
+    replacing = replacing_section(report)
+    if replacing:
+        title, paragraphs, tables = replacing
+        md += [f"## {title}\n", *(p + "\n" for p in paragraphs),
+               *(_md_table(h, r) + "\n" for h, r in tables)]
+    md += [f"## Recommendation: **{rec.choice}**\n", rec.reason + "\n",
           f"Rule: {rec.rule}\n", "## Approaches on the test split\n", _md_table(header, rows),
           "\n" + _cost_words(report) + "\n",
           "## When fine-tuning pays back\n",
@@ -332,6 +384,11 @@ def _html(report, header, rows, diffs, openai_rows, paybacks, searches, notes, e
     tuned = "".join(f"<h2>Settings chosen on the validation split</h2><p>{html.escape(c)}</p>"
                     + _html_table(TUNE_HEADER, r) for c, r in tune_sections(report))
     prompted = ", ".join(f"<code>{html.escape(m)}</code>" for m in report.prompt_models)
+    replacing = replacing_section(report)
+    first = "" if replacing is None else (
+        f"<h2>{html.escape(replacing[0])}</h2>"
+        + "".join(f"<p>{html.escape(p)}</p>" for p in replacing[1])
+        + "".join(_html_table(h, r) for h, r in replacing[2]))
     extra = "".join(f"<h2>{html.escape(title)}</h2>"
                     + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
                     + "".join(_html_table(h, r) for h, r in tables)
@@ -350,6 +407,7 @@ th {{ background: #f3f3f3; }} tr.chosen td {{ background: #e8f4e8; font-weight: 
 <p>Task <b>{html.escape(report.task['task'])}</b> ({len(report.task['labels'])} labels) ·
 fine-tuned <code>{html.escape(report.model)}</code> · prompted {prompted} · {report.n_train}
 training / {report.n_test} test examples · {html.escape(report.created)}</p>
+{first}
 <div class="rec"><h2>Recommendation: {html.escape(rec.choice)}</h2><p>{html.escape(rec.reason)}</p>
 <p class="rule">Rule: {html.escape(rec.rule)}</p></div>
 <h2>Approaches on the test split</h2>

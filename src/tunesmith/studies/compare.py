@@ -39,8 +39,10 @@ from tunesmith.data.splits import TaskData, load_task_data, read_valid
 from tunesmith.data.taskfile import write_task
 from tunesmith.endpoints.spec import is_endpoint, resolve_endpoint
 from tunesmith.errors import UsageError
+from tunesmith.evaluation.agreement import agreement
 from tunesmith.evaluation.backends import LocalBackend, open_backend
 from tunesmith.evaluation.runner import EvalResult, evaluate
+from tunesmith.evaluation.tasks import get_task
 from tunesmith.evaluation.throughput import Throughput, measure
 from tunesmith.hparams import auto_epochs
 from tunesmith.modeling import DEFAULT_MODEL
@@ -49,9 +51,10 @@ from tunesmith.pricing import load_prices
 from tunesmith.prompting.prompter import PromptConfig
 from tunesmith.report.costs import price_approaches
 from tunesmith.report.document import Report
-from tunesmith.report.recommend import recommend
+from tunesmith.report.recommend import Recommendation, recommend, recommend_match
 from tunesmith.report.render import write_report
 from tunesmith.studies.curve import CurveConfig, parse_sizes, run_curve
+from tunesmith.studies.incumbent import days_left, incumbent_answers, incumbent_result
 from tunesmith.studies.prompt_search import search_prompt
 from tunesmith.studies.tune import tune
 from tunesmith.training import train
@@ -116,8 +119,24 @@ class CompareConfig(EndpointOptions):
     """--curve: training-set sizes, or auto."""
     target: float | None = field(default=None, metadata={"metavar": "X", "low": 0, "high": 1, "high_open": True})
     """--curve: the metric value to estimate the examples needed for."""
+    incumbent: str | None = field(default=None, metadata={"metavar": "openai:ft:...|FILE"})
+    """The model being replaced: `openai:ft:...` (recorded on the test inputs now, into
+    REPORT_DIR/incumbent/) or a recording (`migrate record`'s golden.jsonl). Its answers are a
+    row, and every row gets its agreement with them."""
+    goal: Literal["best", "match-incumbent"] = "best"
+    """`best`: the recommendation rule of every report; `match-incumbent`: the cheapest
+    approach not worse than --incumbent by more than --margin on the gold metric (one-sided
+    non-inferiority on the paired bootstrap), or none."""
+    margin: float = field(default=0.02, metadata={"low": 0, "high": 1})
+    """--goal match-incumbent: how much worse than the incumbent is still a match."""
+    shutdowns: str | None = field(default=None, metadata={"metavar": "FILE"})
+    """Shutdown table YAML for the incumbent's days left (default: the shipped one)."""
     quiet: bool = False
     """No progress bars."""
+
+    def __post_init__(self) -> None:
+        if self.goal == "match-incumbent" and not self.incumbent:
+            raise UsageError("--goal match-incumbent needs --incumbent (the model to match).")
 
 
 @dataclass
@@ -150,6 +169,13 @@ def compare(cfg: CompareConfig) -> Report:
     out, td = inputs.out, inputs.task
     write_task(out / "data", td.spec)  # first: it marks REPORT_DIR as compare's own
     audit = audit_summary(td.folder) if cfg.audit else {}
+    incumbent, reference = None, False
+    if cfg.incumbent:  # recorded first: a model that cannot be asked fails before any training
+        recorded = incumbent_answers(cfg.incumbent, inputs.test, out, cfg)
+        incumbent = incumbent_result(recorded, inputs.test, td.spec)
+        # no gold labels: the test split's answers are the incumbent's own
+        reference = all(answer.strip() == e.target.strip()
+                        for answer, e in zip(recorded.answers, inputs.test))
 
     results, throughput, searches = prompting_rows(cfg, inputs, prompt_models)
     tuned, trainings, billing = fine_tuned_rows(cfg, inputs, throughput)
@@ -164,9 +190,16 @@ def compare(cfg: CompareConfig) -> Report:
             say=lambda message: log.info("curve: %s", message))
 
     # ---- cost and recommendation -----------------------------------------------------------
+    candidates = list(results)
+    if incumbent is not None:
+        results = [incumbent, *results]
     costs, openai_costs = price_approaches(results, prices, hardware, throughput,
                                            training=billing, endpoints=endpoints)
-    rec = recommend(results, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
+    replacing = None
+    if incumbent is not None:
+        rec, replacing = replacement(cfg, incumbent, candidates, costs, td.spec, reference)
+    else:
+        rec = recommend(candidates, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
     prompts = [r for r in results if r.kind == "prompt"]
     payback = {p.name: {f.name: break_even(costs[p.name], costs[f.name]) for f in tuned}
                for p in prompts}
@@ -174,13 +207,53 @@ def compare(cfg: CompareConfig) -> Report:
         td.spec.to_dict(), str(cfg.data), cfg.model, prompt_models, len(inputs.test),
         len(inputs.train), results, costs, openai_costs, payback, rec, trainings,
         hardware.name, prices.as_of, out, {k: v.to_dict() for k, v in throughput.items()},
-        searches, cfg.requests_per_month, audit, curve)
+        searches, cfg.requests_per_month, audit, curve, replacing)
     best = report.best_prompt
     plot_costs(list(costs.values()) + [openai_costs[best.name],
                                        openai_costs[report.fine_tuned.name]],
                out / "cost.png", marker=cfg.requests_per_month)
     write_report(report)
     return report
+
+
+def replacement(cfg: CompareConfig, incumbent: EvalResult, candidates: list[EvalResult],
+                costs: dict, spec, reference: bool) -> tuple[Recommendation, dict]:
+    """The recommendation when a model is being replaced, and the report's account of it:
+    each candidate's agreement with the incumbent, its non-inferiority test (--goal
+    match-incumbent), the incumbent's days left, and how to serve the winner."""
+    task = get_task(spec.task)
+    agreements = {r.name: agreement(task, incumbent.predictions, r.predictions, spec,
+                                    seed=cfg.seed) for r in candidates}
+    tests = None
+    if cfg.goal == "match-incumbent":
+        rec, tests = recommend_match(candidates, incumbent, costs, spec.labels,
+                                     cfg.requests_per_month, cfg.margin, seed=cfg.seed)
+    else:
+        rec = recommend(candidates, costs, spec.labels, cfg.requests_per_month, seed=cfg.seed)
+    account = {"name": incumbent.name, "spec": cfg.incumbent, "model": incumbent.model,
+               **days_left(incumbent.model, cfg.shutdowns),
+               "agreement": agreements, "goal": cfg.goal, "margin": cfg.margin,
+               "non_inferiority": tests, "reference_is_incumbent": reference,
+               "serve": serving(rec.choice, candidates, cfg)}
+    return rec, account
+
+
+def serving(choice: str, candidates: list[EvalResult], cfg: CompareConfig) -> list[str]:
+    """The commands that put the recommended approach where the incumbent was."""
+    row = next((r for r in candidates if r.name == choice), None)
+    if row is None:
+        return []
+    if row.kind == "fine-tune":
+        run = cfg.out + ("/run" if row.name == f"fine-tuned ({cfg.methods[0]})"
+                         else f"/run-{row.name.removeprefix('fine-tuned (').removesuffix(')')}")
+        return [f"tunesmith serve --model {run}/final --keys keys.txt --port 8000",
+                'client = OpenAI(base_url="http://HOST:8000/v1", api_key=KEY)  # was OpenAI\'s',
+                f'client.chat.completions.create(model="{run}/final", messages=...)']
+    if is_endpoint(row.model):
+        return [f"keep calling {row.model.removeprefix('openai:')} at its endpoint with the "
+                f"{row.name} prompt (report.json: prompt_searches)"]
+    return [f"tunesmith serve --model {row.model} --keys keys.txt --port 8000",
+            f"prompt it as the {row.name} row does (report.json: approaches[].prompt)"]
 
 
 def check_inputs(cfg: CompareConfig) -> CompareInputs:

@@ -298,7 +298,7 @@ def prepare_recording(cfg: RecordConfig) -> tuple[dict[str, list[Row]], object, 
         raise UnusableInputError(inputs, "no inputs to record.")
     base = base_of(endpoint.model)
     prices = load_prices(cfg.prices)
-    price = prices.openai.get(base) or _by_prefix(prices.openai, base)
+    price = prices.openai_entry(base)
     cache = ResponseCache()
     cached = sum(cache.get(ResponseCache.key(endpoint.base_url, endpoint.model, r.request))
                  is not None for r in every)
@@ -443,12 +443,6 @@ def _upper_cost(row: Row, price: OpenAIPrice) -> float:
     chars = sum(len(str(m.get("content") or "")) for m in row.request["messages"])
     answer = int(row.request.get("max_completion_tokens") or row.request.get("max_tokens") or 0)
     return (math.ceil(chars / 4) * price.ft_input + answer * price.ft_output) / 1e6
-
-
-def _by_prefix(table: dict, base: str):
-    """`gpt-4o-mini` -> the table's `gpt-4o-mini-2024-07-18` (the longest key it starts)."""
-    keys = [k for k in table if k.startswith(base + "-") or base.startswith(k)]
-    return table[max(keys, key=len)] if keys else None
 
 
 __all__ = ["EndpointError", "Plan", "RecordConfig", "Recording", "prepare_recording", "record"]

@@ -51,3 +51,17 @@ class EvalTask(TaskKind):
     def sampler(self, gold: list, pred: list, spec: TaskSpec) -> Callable[[np.ndarray], float]:
         """The task metric on a resample (an index array) of the examples."""
         raise NotImplementedError
+
+    def parse(self, text: str, spec: TaskSpec) -> tuple[object, bool]:
+        """A recorded answer (another model's text) as a prediction, and whether it was
+        invalid (no label, no readable entity list)."""
+        raise NotImplementedError
+
+    agreement_name: str = ""
+    """What `agreement` measures, for reports."""
+
+    def agreement(self, reference: list, pred: list,
+                  spec: TaskSpec) -> Callable[[np.ndarray], float]:
+        """How closely `pred` answers as `reference` (another model's predictions) does, on a
+        resample of the examples: a number in [0, 1]."""
+        raise NotImplementedError

@@ -38,3 +38,12 @@ class ChatTask(Chat, EvalTask):
 
     def sampler(self, gold: list, pred: list, spec: TaskSpec):
         return mean_sampler([token_f1(p, g) for p, g in zip(pred, gold)])
+
+    def parse(self, text: str, spec: TaskSpec) -> tuple[str, bool]:
+        return text or "", False
+
+    agreement_name = "token F1 against it"
+
+    def agreement(self, reference: list, pred: list, spec: TaskSpec):
+        """Token F1 against the reference's answers (until a judge decides: the judge issue)."""
+        return mean_sampler([token_f1(p, r) for p, r in zip(pred, reference)])

@@ -9,7 +9,7 @@ from tunesmith.data.answers import label_of
 from tunesmith.data.examples import Example
 from tunesmith.data.taskfile import TaskSpec
 from tunesmith.data.tasks import Classification
-from tunesmith.evaluation.metrics import classification_metrics, macro_f1_sampler
+from tunesmith.evaluation.metrics import classification_metrics, macro_f1_sampler, mean_sampler
 from tunesmith.evaluation.parsing import parse_label
 from tunesmith.evaluation.tasks.base import EvalTask, Mode, Predictions
 
@@ -55,3 +55,13 @@ class ClassificationTask(Classification, EvalTask):
 
     def sampler(self, gold: list, pred: list, spec: TaskSpec):
         return macro_f1_sampler(gold, pred, spec.labels or sorted(set(gold)))
+
+    def parse(self, text: str, spec: TaskSpec) -> tuple[str | None, bool]:
+        label = parse_label(text or "", spec.labels)
+        return label, label is None
+
+    agreement_name = "label agreement"
+
+    def agreement(self, reference: list, pred: list, spec: TaskSpec):
+        """The share of examples given the same label (an invalid answer agrees with none)."""
+        return mean_sampler([float(p is not None and p == r) for p, r in zip(pred, reference)])

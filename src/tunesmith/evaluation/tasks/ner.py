@@ -33,3 +33,13 @@ class NerTask(Ner, EvalTask):
 
     def sampler(self, gold: list, pred: list, spec: TaskSpec):
         return entity_f1_sampler(gold, pred)
+
+    def parse(self, text: str, spec: TaskSpec) -> tuple[list, bool]:
+        entities = parse_entities(text or "")
+        return entities or [], entities is None
+
+    agreement_name = "entity F1 against it"
+
+    def agreement(self, reference: list, pred: list, spec: TaskSpec):
+        """Entity F1 with the reference's entities as the gold ones."""
+        return entity_f1_sampler(reference, pred)
