@@ -322,3 +322,41 @@ def test_a_broken_recording_is_named_by_line(tmp_path, capsys, tiny_model_dir, g
                         tmp_path / "report")
     assert code == 2 and expected in err
     assert not (tmp_path / "report" / "run").exists()  # nothing trained
+
+
+def _router(body: dict) -> str:
+    """A teacher that knows the service data's labels."""
+    text = body["messages"][-1]["content"]
+    if any(w in text for w in ("bill", "charged", "refund", "invoice")):
+        return "billing"
+    if any(w in text for w in ("power", "electricity", "grid", "lights")):
+        return "outage"
+    return "app"
+
+
+def test_compare_trains_on_a_teachers_answers(env, tmp_path, capsys, tiny_model_dir,
+                                              service_data):  # noqa: F811
+    data = tmp_path / "data"
+    assert main(["data", "prepare", str(service_data / "train.jsonl"), "--task",
+                 "classification", "--out", str(data), "--val", "0.2", "--test", "0.3"]) == 0
+    capsys.readouterr()
+    with ScriptedServer(_router, models=("teacher",)) as teacher:
+        os.environ[KEY_ENV] = teacher.key
+        code, out, _ = _run(capsys, "compare", "--data", data, "--model", tiny_model_dir,
+                            "--shots", 0, "--epochs", 1, "--no-audit", "--teacher",
+                            "openai:teacher", "--base-url", teacher.url, "--api-key-env",
+                            KEY_ENV, "--out", tmp_path / "report", "--quiet", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    names = [a["name"] for a in doc["approaches"]]
+    assert names == ["zero-shot", "fine-tuned (lora)", "fine-tuned (lora, teacher)",
+                     "fine-tuned (lora, gold+teacher)"]
+    n_train = doc["n_train"]
+    assert teacher.completed == n_train  # every training input answered once
+    assert doc["training"]["fine-tuned (lora, teacher)"]["examples"] == n_train
+    assert doc["training"]["fine-tuned (lora, gold+teacher)"]["examples"] == 2 * n_train
+    [taught] = [d for d in doc["distillation"] if d["trained_on"] == "teacher"]
+    assert taught["gold_row"] == "fine-tuned (lora)" and taught["share_of_gold"] is not None
+    rows = (tmp_path / "report" / "data" / "train-teacher.jsonl").read_text().splitlines()
+    assert {json.loads(r)["messages"][-1]["content"] for r in rows} <= {"billing", "outage",
+                                                                        "app"}

@@ -15,7 +15,7 @@ from tunesmith.studies.compare import CompareConfig, compare
 FIELDS = ["data", "model", "prompt_models", "shots", "methods", "epochs", "out",
           "requests_per_month", "prices", "max_train", "max_test", "mode", "seed",
           "search_examples", "tune", "tune_budget_minutes", "audit", "curve", "curve_sizes",
-          "target", "incumbent", "goal", "margin", "shutdowns", "quiet"]
+          "target", "teacher", "incumbent", "goal", "margin", "shutdowns", "quiet"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +65,10 @@ def render_summary(report: Report) -> str:
              f"Recommendation: {rec.choice}", f"  {rec.reason}"]
     for command in (report.incumbent or {}).get("serve") or []:
         lines.append(f"  serve: {command}")
+    for d in report.distillation:
+        share = "" if d["share_of_gold"] is None else f" ({100 * d['share_of_gold']:.0f}%)"
+        lines.append(f"  {d['name']} reaches {d['score']:.3f} against {d['gold_row']}'s "
+                     f"{d['gold_score']:.3f}{share}")
     fines = [f.name for f in report.fine_tuned_rows]
     for name, _, *whens in payback_rows(report):
         for fine, when in zip(fines, whens):

@@ -105,6 +105,17 @@ class Example:
         rest = [m for m in self.messages if m.role != "system"]
         return replace(self, messages=[Message("system", system), *rest])
 
+    def with_answer(self, answer: str) -> Example:
+        """A copy whose last assistant turn says `answer` (another model's, for distillation);
+        the label and entities it had are dropped (they were the old answer's)."""
+        messages = list(self.messages)
+        last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
+        if last is None:
+            messages.append(Message("assistant", answer))
+        else:
+            messages[last] = replace(messages[last], content=answer)
+        return replace(self, messages=messages, label=None, entities=None)
+
     def to_chat(self) -> dict:
         """OpenAI's chat fine-tuning row: {"messages": [...]}, plus "tools" and
         "parallel_tool_calls" when the row had them."""

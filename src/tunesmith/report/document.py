@@ -50,6 +50,9 @@ class Report:
     incumbent: dict | None = None
     """`compare --incumbent`: the model being replaced, each row's agreement with it, the
     non-inferiority tests, its days left and how to serve the winner."""
+    distillation: list = field(default_factory=list)
+    """`compare --teacher`: each row trained on the teacher's answers against the row of its
+    method trained on the gold ones."""
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
     @property
@@ -88,4 +91,5 @@ class Report:
             "audit": self.audit,
             "curve": self.curve,
             "incumbent": self.incumbent,
+            "distillation": self.distillation,
         }

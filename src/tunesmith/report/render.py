@@ -263,8 +263,19 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def distillation_lines(report: Report) -> list[str]:
+    """`compare --teacher`: what training on the teacher's answers reaches."""
+    out = []
+    for d in report.distillation:
+        share = "" if d["share_of_gold"] is None else f", {100 * d['share_of_gold']:.0f}% of it"
+        out.append(f"{d['name']} (trained on {d['trained_on']} answers) reaches {d['score']:.3f} "
+                   f"against {d['gold_row']}'s {d['gold_score']:.3f}{share}.")
+    return out
+
+
 def _notes(report: Report) -> list[str]:
-    return [f"{r.name}: {note}" for r in report.results for note in r.notes]
+    return distillation_lines(report) + [f"{r.name}: {note}" for r in report.results
+                                         for note in r.notes]
 
 
 def write_report(report: Report) -> None:

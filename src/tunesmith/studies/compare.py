@@ -54,7 +54,12 @@ from tunesmith.report.document import Report
 from tunesmith.report.recommend import Recommendation, recommend, recommend_match
 from tunesmith.report.render import write_report
 from tunesmith.studies.curve import CurveConfig, parse_sizes, run_curve
-from tunesmith.studies.incumbent import days_left, incumbent_answers, incumbent_result
+from tunesmith.studies.incumbent import (
+    days_left,
+    incumbent_answers,
+    incumbent_result,
+    teacher_answers,
+)
 from tunesmith.studies.prompt_search import search_prompt
 from tunesmith.studies.tune import tune
 from tunesmith.training import train
@@ -119,6 +124,10 @@ class CompareConfig(EndpointOptions):
     """--curve: training-set sizes, or auto."""
     target: float | None = field(default=None, metadata={"metavar": "X", "low": 0, "high": 1, "high_open": True})
     """--curve: the metric value to estimate the examples needed for."""
+    teacher: str | None = field(default=None, metadata={"metavar": "openai:NAME"})
+    """A model that answers the training inputs (recorded as `migrate record` does): each
+    --method also trains on its answers alone (`fine-tuned (lora, teacher)`) and beside the gold
+    ones (`gold+teacher`); the report says how much of the gold row's quality each reaches."""
     incumbent: str | None = field(default=None, metadata={"metavar": "openai:ft:...|FILE"})
     """The model being replaced: `openai:ft:...` (recorded on the test inputs now, into
     REPORT_DIR/incumbent/) or a recording (`migrate record`'s golden.jsonl). Its answers are a
@@ -197,7 +206,8 @@ def compare(cfg: CompareConfig) -> Report:
                                            training=billing, endpoints=endpoints)
     replacing = None
     if incumbent is not None:
-        rec, replacing = replacement(cfg, incumbent, candidates, costs, td.spec, reference)
+        rec, replacing = replacement(cfg, incumbent, candidates, costs, td.spec, reference,
+                                     trainings)
     else:
         rec = recommend(candidates, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
     prompts = [r for r in results if r.kind == "prompt"]
@@ -207,7 +217,8 @@ def compare(cfg: CompareConfig) -> Report:
         td.spec.to_dict(), str(cfg.data), cfg.model, prompt_models, len(inputs.test),
         len(inputs.train), results, costs, openai_costs, payback, rec, trainings,
         hardware.name, prices.as_of, out, {k: v.to_dict() for k, v in throughput.items()},
-        searches, cfg.requests_per_month, audit, curve, replacing)
+        searches, cfg.requests_per_month, audit, curve, replacing,
+        distillation(candidates, trainings))
     best = report.best_prompt
     plot_costs(list(costs.values()) + [openai_costs[best.name],
                                        openai_costs[report.fine_tuned.name]],
@@ -217,7 +228,8 @@ def compare(cfg: CompareConfig) -> Report:
 
 
 def replacement(cfg: CompareConfig, incumbent: EvalResult, candidates: list[EvalResult],
-                costs: dict, spec, reference: bool) -> tuple[Recommendation, dict]:
+                costs: dict, spec, reference: bool,
+                trainings: dict) -> tuple[Recommendation, dict]:
     """The recommendation when a model is being replaced, and the report's account of it:
     each candidate's agreement with the incumbent, its non-inferiority test (--goal
     match-incumbent), the incumbent's days left, and how to serve the winner."""
@@ -234,18 +246,36 @@ def replacement(cfg: CompareConfig, incumbent: EvalResult, candidates: list[Eval
                **days_left(incumbent.model, cfg.shutdowns),
                "agreement": agreements, "goal": cfg.goal, "margin": cfg.margin,
                "non_inferiority": tests, "reference_is_incumbent": reference,
-               "serve": serving(rec.choice, candidates, cfg)}
+               "serve": serving(rec.choice, candidates, trainings)}
     return rec, account
 
 
-def serving(choice: str, candidates: list[EvalResult], cfg: CompareConfig) -> list[str]:
+def distillation(candidates: list[EvalResult], trainings: dict) -> list[dict]:
+    """For each row trained on a teacher's answers: how much of the gold-trained row's quality
+    (the same method) it reaches."""
+    rows = {r.name: r for r in candidates}
+    out = []
+    for name, t in trainings.items():
+        if t.get("trained_on", "gold") == "gold":
+            continue
+        gold = next((g for g, u in trainings.items() if u["method"] == t["method"]
+                     and u.get("trained_on") == "gold"), None)
+        if gold is None or name not in rows:
+            continue
+        score, reference = rows[name].score, rows[gold].score
+        out.append({"name": name, "trained_on": t["trained_on"], "score": score,
+                    "gold_row": gold, "gold_score": reference,
+                    "share_of_gold": round(score / reference, 4) if reference else None})
+    return out
+
+
+def serving(choice: str, candidates: list[EvalResult], trainings: dict) -> list[str]:
     """The commands that put the recommended approach where the incumbent was."""
     row = next((r for r in candidates if r.name == choice), None)
     if row is None:
         return []
     if row.kind == "fine-tune":
-        run = cfg.out + ("/run" if row.name == f"fine-tuned ({cfg.methods[0]})"
-                         else f"/run-{row.name.removeprefix('fine-tuned (').removesuffix(')')}")
+        run = trainings[row.name]["run"]
         return [f"tunesmith serve --model {run}/final --keys keys.txt --port 8000",
                 'client = OpenAI(base_url="http://HOST:8000/v1", api_key=KEY)  # was OpenAI\'s',
                 f'client.chat.completions.create(model="{run}/final", messages=...)']
@@ -319,6 +349,25 @@ def prompting_rows(cfg: CompareConfig, inputs: CompareInputs, prompt_models: lis
     return results, throughput, searches
 
 
+def teacher_examples(cfg: CompareConfig, inputs: CompareInputs) -> list[Example]:
+    """The training inputs answered by --teacher (recorded as `migrate record` does, into
+    REPORT_DIR/teacher/; cached), as training examples. Answers that are empty, or name no
+    label of a classification task, are left out (counted in the log)."""
+    answers = teacher_answers(cfg.teacher, inputs.train, inputs.out / "teacher", cfg)
+    task = get_task(inputs.task.spec.task)
+    kept = []
+    for e, answer in zip(inputs.train, answers):
+        _, invalid = task.parse(answer, inputs.task.spec)
+        if answer.strip() and not invalid:
+            kept.append(e.with_answer(answer))
+    log.info("teacher %s: %d of %d training inputs answered usably", cfg.teacher, len(kept),
+             len(inputs.train))
+    if not kept:
+        raise UsageError(f"--teacher {cfg.teacher} gave no usable answer to the "
+                         f"{len(inputs.train)} training inputs (empty, or no label).")
+    return kept
+
+
 def fine_tuned_rows(cfg: CompareConfig, inputs: CompareInputs,
                     throughput: dict[str, Throughput],
                     ) -> tuple[list[EvalResult], dict[str, dict], dict[str, tuple[float, int]]]:
@@ -326,15 +375,26 @@ def fine_tuned_rows(cfg: CompareConfig, inputs: CompareInputs,
     summary, and (training seconds, billed tokens) per row for pricing. `throughput` gains each
     run's rates."""
     out, td, test = inputs.out, inputs.task, inputs.test
-    train_file = out / "data" / "train.jsonl"
-    with atomic_open(train_file) as f:
-        f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in inputs.train)
+    sets = {"gold": inputs.train}
+    if cfg.teacher:  # the teacher's answers to the same inputs, alone and beside the gold ones
+        taught = teacher_examples(cfg, inputs)
+        sets |= {"teacher": taught, "gold+teacher": inputs.train + taught}
+    files = {}
+    for kind, examples in sets.items():
+        files[kind] = out / "data" / ("train.jsonl" if kind == "gold" else
+                                      f"train-{kind.replace('+', '-')}.jsonl")
+        with atomic_open(files[kind]) as f:
+            f.writelines(json.dumps(e.to_chat(), ensure_ascii=False) + "\n" for e in examples)
     results: list[EvalResult] = []
     trainings: dict[str, dict] = {}
     billing: dict[str, tuple[float, int]] = {}
-    for i, method in enumerate(cfg.methods):
-        name = f"fine-tuned ({method})"
-        run_dir = out / ("run" if i == 0 else f"run-{method}")
+    plan = [(method, kind) for method in cfg.methods for kind in sets]
+    for i, (method, kind) in enumerate(plan):
+        name = f"fine-tuned ({method})" if kind == "gold" else f"fine-tuned ({method}, {kind})"
+        run_dir = out / ("run" if i == 0 else
+                         f"run-{method}" + ("" if kind == "gold" else
+                                            f"-{kind.replace('+', '-')}"))
+        train_file = files[kind]
         if run_dir.exists():  # compare owns its run folders: a rerun trains afresh (real times)
             log.info("replacing the earlier fine-tune in %s", run_dir)
             shutil.rmtree(run_dir)
@@ -365,8 +425,9 @@ def fine_tuned_rows(cfg: CompareConfig, inputs: CompareInputs,
         del backend
         gc.collect()
         billing[name] = (summary["seconds"], summary["trained_tokens"])
-        trainings[name] = {"run": str(run_dir), "method": method, **summary,
-                           "openai_auto_epochs": auto_epochs(len(inputs.train))}
+        trainings[name] = {"run": str(run_dir), "method": method, "trained_on": kind,
+                           "examples": len(sets[kind]), **summary,
+                           "openai_auto_epochs": auto_epochs(len(sets[kind]))}
     return results, trainings, billing
 
 

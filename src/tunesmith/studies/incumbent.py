@@ -193,3 +193,21 @@ def _record(spec: str, test: list[Example], folder: Path, endpoint: EndpointOpti
     rows, task, plan, when = prepare_recording(cfg)
     record(cfg, rows, task, plan, when)
     return folder / "recording" / "golden.jsonl"
+
+
+def teacher_answers(spec: str, examples: list[Example], folder: Path,
+                    endpoint: EndpointOptions) -> list[str]:
+    """A model's answers to `examples`' inputs, recorded (and cached) into `folder`: what
+    distillation trains on.
+
+    Raises:
+        UsageError: not an `openai:` model.
+        EndpointError: the model cannot be asked, or stopped answering.
+    """
+    if not is_endpoint(spec):
+        raise UsageError(f"--teacher {spec}: give a model behind an OpenAI-compatible endpoint "
+                         "(openai:NAME); a recording already is training data (compare --data).")
+    rows = read_golden(_record(spec, examples, folder, endpoint))
+    by_key = {prompt_key(r["messages"]): r for r in rows}
+    return [(by_key.get(prompt_key(e.messages), {}).get("messages") or [{}])[-1].get("content")
+            or "" for e in examples]
