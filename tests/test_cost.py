@@ -1,8 +1,11 @@
 """Cost arithmetic against worked examples."""
 
+from dataclasses import replace
+
 import pytest
 
-from tunesmith.cost import break_even, openai, self_hosted
+from tunesmith.cost import Deployment, break_even, crossings, deployed_month, openai, self_hosted
+from tunesmith.errors import UsageError
 from tunesmith.pricing import HardwarePrice, OpenAIPrice
 
 MINI = OpenAIPrice("gpt-4o-mini", training=3.0, base_input=0.15, base_output=0.60,
@@ -33,3 +36,95 @@ def test_break_even_volume():
     assert volume == pytest.approx(0.9 / (0.078 - 0.024) * 1000)  # ~16,667 requests
     assert few.total(volume) == pytest.approx(ft.total(volume))
     assert break_even(ft, few) is None  # few-shot never pays back against the fine-tune
+
+
+# ---- deployments: what a team is billed, idle machines included ---------------------------------
+
+
+HOURS = 24 * 365.25 / 12  # open hours a month at 24 h/day
+
+
+def test_a_dedicated_month_is_at_least_one_machine_all_month():
+    d = Deployment()  # 24 h/day, peak 3x the average, sized to 60% of capacity
+    for requests in (1_000, 100_000):
+        month = deployed_month(requests, capacity_rps=10.0, hourly=0.0893, d=d)
+        assert month.machines == 1 and month.usd == pytest.approx(HOURS * 0.0893)  # $65.23
+    assert deployed_month(1_000, 10.0, 0.0893, d).per_1k_requests_usd == pytest.approx(65.23,
+                                                                                     rel=1e-3)
+    # 100M a month: 38.0 requests/s on average, 114.1 at the peak, 6 per machine at 60%
+    month = deployed_month(100_000_000, 10.0, 0.0893, d)
+    peak = 100_000_000 / (HOURS * 3600) * 3
+    assert month.machines == -(-peak // 6) == 20
+    assert month.usd == pytest.approx(20 * HOURS * 0.0893)
+
+
+def test_the_machine_count_steps_at_capacity():
+    d = Deployment(peak_to_average=1.0, target_utilization=1.0)
+    per_machine = 10.0 * HOURS * 3600  # requests a month one machine can take at full use
+    assert deployed_month(per_machine, 10.0, 1.0, d).machines == 1
+    assert deployed_month(per_machine * 1.01, 10.0, 1.0, d).machines == 2
+    assert deployed_month(per_machine * 2, 10.0, 1.0, d).machines == 2
+    assert deployed_month(per_machine * 2.01, 10.0, 1.0, d).machines == 3
+    half_day = Deployment(peak_to_average=1.0, target_utilization=1.0, hours_per_day=12)
+    month = deployed_month(per_machine, 10.0, 1.0, half_day)  # the same traffic in half the hours
+    assert month.machines == 2 and month.billed_hours == pytest.approx(2 * HOURS / 2)
+
+
+def test_serverless_is_busy_time_plus_cold_starts():
+    d = Deployment(billing="serverless", cold_start_seconds=30, scale_down_seconds=60)
+    # 1,000 requests a month: ~0.0004 a second, so nearly every one finds no warm machine
+    month = deployed_month(1_000, capacity_rps=10.0, hourly=3.6, d=d)
+    busy = 1_000 / 10.0
+    assert month.machines == 0 and month.scale_ups == pytest.approx(1_000, rel=0.03)
+    assert month.usd == pytest.approx((busy + month.scale_ups * 30) / 3600 * 3.6)
+    # 100M a month: a machine is always warm, the bill is the busy time
+    month = deployed_month(100_000_000, 10.0, 3.6, d)
+    assert month.scale_ups < 1e-6 and month.usd == pytest.approx(10_000_000 / 3600 * 3.6)
+
+
+def test_shared_by_4_quarters_the_fixed_cost():
+    one = deployed_month(1_000, 10.0, 0.0893, Deployment())
+    four = deployed_month(1_000, 10.0, 0.0893, Deployment(shared_by=4))
+    assert four.usd == pytest.approx(one.usd / 4)
+
+
+def test_the_cheaper_of_a_hosted_row_and_a_deployed_fine_tune_crosses_once():
+    hosted = openai("hosted 5-shot", "prompt", 500, 5, MINI)  # $0.078 / 1k requests
+    ft = replace(self_hosted("ft", "fine-tune", 0.1, BOX, training_seconds=600),
+                 deployment=Deployment())
+    [point] = crossings(hosted, ft)
+    assert point["cheaper_above"] == "ft"
+    v = point["requests_per_month"]  # one machine ($65.23/month) against $0.078 per 1k
+    assert 0.99 * 836_000 < v < 1.01 * 837_000
+    assert hosted.first_year(v * 0.9) < ft.first_year(v * 0.9)
+    assert hosted.first_year(v * 1.1) > ft.first_year(v * 1.1)
+
+
+@pytest.mark.parametrize(("values", "flag"), [
+    ({"peak_to_average": 0}, "--peak-to-average"), ({"peak_to_average": -1}, "--peak-to-average"),
+    ({"target_utilization": 0}, "--target-utilization"),
+    ({"target_utilization": 1.5}, "--target-utilization"),
+    ({"hours_per_day": 25}, "--hours-per-day"),
+    ({"shared_by": 0}, "--shared-by"), ({"billing": "spot"}, "--deployment"),
+])
+def test_impossible_deployments_are_refused_naming_the_flag(values, flag):
+    with pytest.raises(UsageError, match=flag):
+        Deployment(**values)
+
+
+def test_the_power_figure_matches_the_normal_approximation():
+    """Two approaches that differ on a known number of examples: the bootstrap's spread scaled
+    to 80% power agrees with the formula for a paired difference of proportions."""
+    from tunesmith.evaluation.metrics import mean_sampler, paired_bootstrap
+    from tunesmith.report.recommend import Z_80, Z_95, Comparison
+
+    n, only_a, only_b = 200, 14, 6  # a right where b is wrong on 14, the reverse on 6
+    a = [1.0] * only_a + [0.0] * only_b + [1.0] * 100 + [0.0] * (n - 120)
+    b = [0.0] * only_a + [1.0] * only_b + [1.0] * 100 + [0.0] * (n - 120)
+    sa, sb = mean_sampler(a), mean_sampler(b)
+    ci = paired_bootstrap(lambda idx: (sa(idx), sb(idx)), n, resamples=4000, seed=1)
+    c = Comparison("a", "b", "accuracy", ci["diff"], ci["low"], ci["high"], n)
+    assert not c.significant and c.diff == pytest.approx(0.04)
+    variance = (only_a + only_b) / n - 0.04 ** 2  # per example, of the paired difference
+    expected = (Z_95 + Z_80) ** 2 * variance / 0.04 ** 2
+    assert c.needed_n == pytest.approx(expected, rel=0.15)  # ~470 examples

@@ -1,10 +1,19 @@
-"""Pricing the approaches: one-off cost, cost per 1,000 requests, and when fine-tuning pays back.
+"""Pricing the approaches: one-off cost, cost per 1,000 requests, what a month costs as deployed,
+and when fine-tuning pays back.
 
 Pure arithmetic over measured quantities and the price table:
 
     self-hosted   per request = seconds per request x hourly price / 3600, the seconds from the
-                  request's tokens at the model's measured prefill/decode rates (throughput.py)
+                  request's tokens at the model's measured prefill/decode rates at the serving
+                  batch (throughput.py): the machine's busy time, and its capacity
+                  (1 / seconds = requests/s)
                   one-off     = measured training hours x hourly price
+    deployed      dedicated: machines = max(1, ceil(peak requests/s / (capacity x target
+                  utilization))), peak = the month's requests over its open hours x
+                  peak-to-average; billed machines x open hours x hourly price / shared-by
+                  serverless: billed busy seconds + a cold start per scale-up (a request that
+                  finds no warm machine: Poisson arrivals, a machine kept --scale-down-seconds
+                  after its last request), no idle cost
     endpoint      per request = prompt tokens x input price + answer tokens x output price, the
                   tokens as the endpoint's `usage` reported them; "price unknown" without an entry
     OpenAI        per request = prompt tokens x input price + answer tokens x output price
@@ -16,12 +25,110 @@ Pure arithmetic over measured quantities and the price table:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from tunesmith.atomic import atomic_open
+from tunesmith.errors import UsageError
 from tunesmith.pricing import ChatPrice, HardwarePrice, OpenAIPrice
+
+DAYS_PER_MONTH = 365.25 / 12
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How a self-hosted approach is served, so that its cost is what a team is billed: idle
+    machines included, sized for the peak (`compare`/`cost` flags of the same names)."""
+
+    billing: Literal["dedicated", "serverless"] = field(default="dedicated",
+                                                     metadata={"flag": "--deployment"})
+    """`dedicated`: machines rented for the open hours whatever the traffic; `serverless`:
+    per-second billing of busy time plus cold starts, nothing when idle."""
+    peak_to_average: float = field(default=3.0, metadata={"metavar": "X"})
+    """The busiest hour's request rate over the average one's."""
+    hours_per_day: float = field(default=24.0, metadata={"metavar": "H"})
+    """Hours a day the service is up (and its requests arrive in)."""
+    target_utilization: float = field(default=0.6, metadata={"metavar": "U"})
+    """The share of a machine's measured capacity a deployment is sized to use at the peak."""
+    cold_start_seconds: float = field(default=30.0, metadata={"metavar": "S"})
+    """Serverless: billed seconds to start a machine (load the model) before it answers."""
+    scale_down_seconds: float = field(default=60.0, metadata={"metavar": "S"})
+    """Serverless: how long a machine stays warm after its last request."""
+    shared_by: int = field(default=1, metadata={"metavar": "K"})
+    """Fine-tuned adapters that share one deployment (multi-LoRA serving): its fixed cost is
+    divided among them."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.billing not in ("dedicated", "serverless"):
+            problems.append("--deployment must be dedicated or serverless")
+        if not (math.isfinite(self.peak_to_average) and self.peak_to_average >= 1):
+            problems.append("--peak-to-average must be a number of at least 1 (the peak over "
+                            "the average)")
+        if not 0 < self.hours_per_day <= 24:
+            problems.append("--hours-per-day must be in (0, 24]")
+        if not 0 < self.target_utilization <= 1:
+            problems.append("--target-utilization must be in (0, 1]")
+        if not (self.cold_start_seconds >= 0 and self.scale_down_seconds >= 0):
+            problems.append("--cold-start-seconds and --scale-down-seconds must be >= 0")
+        if not (isinstance(self.shared_by, int) and self.shared_by >= 1):
+            problems.append("--shared-by must be a positive integer")
+        if problems:
+            raise UsageError("; ".join(problems) + ".")
+
+    @property
+    def open_hours(self) -> float:
+        """Hours a month the service is up."""
+        return self.hours_per_day * DAYS_PER_MONTH
+
+    def describe(self) -> str:
+        if self.billing == "serverless":
+            return (f"serverless, {self.cold_start_seconds:g} s cold starts, warm "
+                    f"{self.scale_down_seconds:g} s")
+        shared = f", shared by {self.shared_by}" if self.shared_by > 1 else ""
+        return (f"dedicated {self.hours_per_day:g} h/day, peak {self.peak_to_average:g}x the "
+                f"average, {100 * self.target_utilization:.0f}% utilization{shared}")
+
+
+@dataclass(frozen=True)
+class Month:
+    """One month of a self-hosted deployment at a volume."""
+
+    requests: float
+    machines: int
+    """Dedicated: machines rented (0 for serverless)."""
+    billed_hours: float
+    usd: float
+    scale_ups: float = 0.0
+    """Serverless: cold starts billed."""
+
+    @property
+    def per_1k_requests_usd(self) -> float:
+        return self.usd / self.requests * 1000 if self.requests else float("nan")
+
+
+def deployed_month(requests: float, capacity_rps: float, hourly: float,
+                   d: Deployment) -> Month:
+    """A month of `requests` served by machines of `capacity_rps` requests/s (at the serving
+    batch) at `hourly` dollars an hour.
+
+    Example:
+        dedicated, 24 h/day, peak 3x, 60%: 1,000 requests a month need one machine; a $0.0893/h
+        machine costs 730.5 h x 0.0893 = $65.23 a month, $65.23 per 1,000 requests.
+    """
+    open_seconds = d.open_hours * 3600
+    if d.billing == "dedicated":
+        peak = requests / open_seconds * d.peak_to_average
+        machines = max(1, math.ceil(peak / (capacity_rps * d.target_utilization) - 1e-9))
+        hours = machines * d.open_hours
+        return Month(requests, machines, hours, hours * hourly / d.shared_by)
+    busy = requests / capacity_rps
+    rate = requests / open_seconds
+    scale_ups = requests * math.exp(-rate * d.scale_down_seconds) if requests else 0.0
+    seconds = busy + scale_ups * d.cold_start_seconds
+    return Month(requests, 0, seconds / 3600, seconds / 3600 * hourly, scale_ups)
 
 
 @dataclass(frozen=True)
@@ -36,9 +143,37 @@ class ApproachCost:
     """How the figures were computed, in words."""
     known: bool = True
     """False when the price table has no entry for the model: the figures are NaN, never 0."""
+    capacity_rps: float | None = None
+    """Self-hosted: requests/s one machine serves at the serving batch (measured); None for an
+    approach billed per token."""
+    hourly_usd: float | None = None
+    """Self-hosted: the machine's price an hour."""
+    deployment: Deployment | None = field(default=None, compare=False)
+    """Self-hosted: how it is served; None prices busy time only (the old way)."""
+
+    @property
+    def self_hosted(self) -> bool:
+        return self.capacity_rps is not None and self.hourly_usd is not None
+
+    def month(self, requests: float) -> Month | None:
+        """The deployment's month at `requests` (None for an approach billed per token)."""
+        if not self.self_hosted or self.deployment is None:
+            return None
+        return deployed_month(requests, self.capacity_rps, self.hourly_usd, self.deployment)
+
+    def monthly(self, requests: float) -> float:
+        """What `requests` a month cost, as deployed (NaN when the price is unknown)."""
+        month = self.month(requests)
+        if month is not None:
+            return month.usd
+        return requests / 1000 * self.per_1k_requests_usd
+
+    def first_year(self, requests_per_month: float) -> float:
+        """One-off plus twelve months at `requests_per_month`."""
+        return self.one_off_usd + 12 * self.monthly(requests_per_month)
 
     def total(self, requests: float) -> float:
-        """One-off plus `requests` requests (NaN when the price is unknown)."""
+        """One-off plus `requests` requests at the marginal price (NaN when unknown)."""
         return self.one_off_usd + requests / 1000 * self.per_1k_requests_usd
 
     def to_dict(self) -> dict:
@@ -56,7 +191,9 @@ def self_hosted(name: str, kind: Literal["prompt", "fine-tune"], seconds_per_req
     one_off = training_seconds / 3600 * hardware.hourly
     basis = (f"{seconds_per_request:.3f} s/request measured x ${hardware.hourly}/h"
              + (f"; training {training_seconds / 60:.1f} min measured" if training_seconds else ""))
-    return ApproachCost(name, kind, f"self-hosted ({hardware.name})", one_off, per_1k, basis)
+    return ApproachCost(name, kind, f"self-hosted ({hardware.name})", one_off, per_1k, basis,
+                        capacity_rps=1 / seconds_per_request if seconds_per_request > 0 else None,
+                        hourly_usd=hardware.hourly)
 
 
 def self_hosted_tokens(name: str, kind: Literal["prompt", "fine-tune"], prompt_tokens: float,
@@ -83,7 +220,7 @@ def self_hosted_tokens(name: str, kind: Literal["prompt", "fine-tune"], prompt_t
     if training_seconds:
         basis += f"; training {training_seconds / 60:.1f} min measured"
     return ApproachCost(name, kind, cost.where, cost.one_off_usd, cost.per_1k_requests_usd,
-                        basis)
+                        basis, capacity_rps=cost.capacity_rps, hourly_usd=cost.hourly_usd)
 
 
 def endpoint(name: str, where: str, prompt_tokens: float, completion_tokens: float,
@@ -130,28 +267,63 @@ def break_even(a: ApproachCost, b: ApproachCost) -> float | None:
     return max(extra, 0.0) / saving * 1000
 
 
-def plot_costs(costs: list[ApproachCost], path: Path, marker: float | None = None) -> None:
-    """Total cost against requests served (log-log), one line per approach."""
+VOLUMES = (1e3, 1e8)
+"""The monthly volumes the cost curves span (log scale)."""
+
+
+def volume_grid(points: int = 101) -> list[float]:
+    lo, hi = (math.log10(v) for v in VOLUMES)
+    return [10 ** (lo + (hi - lo) * i / (points - 1)) for i in range(points)]
+
+
+def crossings(a: ApproachCost, b: ApproachCost) -> list[dict]:
+    """Monthly volumes (within VOLUMES) where the cheaper of `a` and `b` changes, first-year
+    cost (one-off + 12 months as deployed): [{"requests_per_month", "cheaper_above"}]; [] when
+    one is cheaper everywhere (or a price is unknown)."""
+    if not (a.known and b.known):
+        return []
+    grid = volume_grid()
+    diff = [a.first_year(v) - b.first_year(v) for v in grid]
+    out = []
+    for (v0, d0), (v1, d1) in zip(zip(grid, diff), zip(grid[1:], diff[1:])):
+        if d0 == 0 or (d0 < 0) == (d1 < 0):
+            continue
+        lo, hi = v0, v1  # bisection on the volume (the curves step where machines are added)
+        for _ in range(40):
+            mid = math.sqrt(lo * hi)
+            if (a.first_year(mid) - b.first_year(mid) < 0) == (d0 < 0):
+                lo = mid
+            else:
+                hi = mid
+        out.append({"requests_per_month": hi, "cheaper_above": b.name if d0 < 0 else a.name})
+    return out
+
+
+def plot_costs(costs: list[ApproachCost], path: Path, marker: float | None = None,
+               marks: list[dict] | None = None) -> None:
+    """First-year cost (one-off + 12 months as deployed) against requests a month (log-log),
+    one line per approach; `marks` (crossings) drawn as points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    volumes = np.logspace(2, 8, 61)
+    volumes = volume_grid(121)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for c in (c for c in costs if c.known):
-        style = "-" if c.where.startswith("self") else "--"
-        ax.plot(volumes, [max(c.total(v), 1e-4) for v in volumes], style,
+        style = "-" if c.self_hosted else "--"
+        ax.plot(volumes, [max(c.first_year(v), 1e-4) for v in volumes], style,
                 label=f"{c.name} ({c.where})")
+    for m in marks or []:
+        ax.plot([m["requests_per_month"]], [max(m["usd"], 1e-4)], "ko", ms=4)
     if marker:
         ax.axvline(marker, color="grey", lw=0.8, ls=":")
         ax.text(marker, ax.get_ylim()[1], " --requests-per-month", va="top", fontsize=7,
                 color="grey")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("requests served")
-    ax.set_ylabel("total cost, USD (one-off + per request)")
+    ax.set_xlabel("requests per month")
+    ax.set_ylabel("first-year cost, USD (one-off + 12 months)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()

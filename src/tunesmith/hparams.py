@@ -1,8 +1,10 @@
-"""Hyperparameters derived from the data, the way OpenAI's fine-tuning API picks its "auto" values.
+"""Hyperparameters derived from the data ("auto" values).
 
-The epoch rule is the one in OpenAI's chat fine-tuning data-preparation guide
+Only the epoch rule is OpenAI's: the one in its chat fine-tuning data-preparation guide
 (cookbook: "Data preparation and analysis for chat model fine-tuning"): aim at 3 passes, but see
-at least 100 and at most 25,000 examples in total, with 1 to 25 epochs.
+at least 100 and at most 25,000 examples in total, with 1 to 25 epochs. The batch-size and
+learning-rate rules below are tunesmith's own (OpenAI does not publish its): ~0.2% of the
+examples a batch, at least 8; the usual LoRA and full fine-tuning rates scaled by sqrt(batch/8).
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ def test_compare_writes_the_report_files(tiny_report):
     search = doc["prompt_searches"][report.model]
     assert search["examples"] == 3 and len(search["candidates"]) >= 3  # validation only
     assert doc["approaches"][2]["prompt"] == search["best"]
-    assert set(doc["break_even_requests"]) == {"zero-shot", "2-shot", "best prompt"}
-    assert set(doc["break_even_requests"]["zero-shot"]) == {"fine-tuned (lora)",
+    assert set(doc["crossings"]) == {"zero-shot", "2-shot", "best prompt"}
+    assert set(doc["crossings"]["zero-shot"]) == {"fine-tuned (lora)",
                                                             "fine-tuned (lora-head)"}
     throughput = doc["throughput"][report.model]
     assert throughput["prefill_tokens_per_s"] > 0 and throughput["decode_tokens_per_s"] > 0

@@ -8,6 +8,7 @@ from tunesmith.cli.eval import add_endpoint_args
 from tunesmith.cli.fields import add_fields, config_from_args
 from tunesmith.cli.output import print_json, table
 from tunesmith.config import METHOD_HELP, EndpointOptions
+from tunesmith.cost import Deployment
 from tunesmith.report.document import Report
 from tunesmith.report.render import payback_rows, summary_rows
 from tunesmith.studies.compare import CompareConfig, compare
@@ -26,14 +27,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "evaluate all on the same test split, price them and recommend one. "
                        f"Approaches (--method): {METHOD_HELP}.")
     add_fields(p, CompareConfig, FIELDS)
+    add_deployment_args(p)
     add_endpoint_args(p)
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
     p.set_defaults(run=run)
 
 
+DEPLOYMENT_FIELDS = ["billing", "peak_to_average", "hours_per_day", "target_utilization",
+                     "cold_start_seconds", "scale_down_seconds", "shared_by"]
+
+
+def add_deployment_args(p: argparse.ArgumentParser) -> None:
+    add_fields(p.add_argument_group("how self-hosted approaches are deployed and billed"),
+               Deployment, DEPLOYMENT_FIELDS)
+
+
+def deployment_from_args(args: argparse.Namespace) -> Deployment:
+    return config_from_args(Deployment, args, DEPLOYMENT_FIELDS)
+
+
 def run(args: argparse.Namespace) -> int:
     report = compare(config_from_args(CompareConfig, args,
-                                      FIELDS + list(EndpointOptions.ENDPOINT_FIELDS)))
+                                      FIELDS + list(EndpointOptions.ENDPOINT_FIELDS),
+                                      deployment=deployment_from_args(args)))
     if args.json:
         print_json(report.to_dict())
     else:
@@ -72,7 +88,7 @@ def render_summary(report: Report) -> str:
     fines = [f.name for f in report.fine_tuned_rows]
     for name, _, *whens in payback_rows(report):
         for fine, when in zip(fines, whens):
-            lines.append(f"  {fine} against {name}: pays back {when}")
+            lines.append(f"  {fine} against {name}: {when}")
     for model, search in report.prompt_searches.items():
         lines.append(f"  best prompt for {model} (chosen on {search['examples']} validation "
                      f"examples): {search['best_description']}")

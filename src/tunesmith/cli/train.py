@@ -16,7 +16,7 @@ from tunesmith.training import train
 GROUPS = {
     "model and method": ["model", "method", "quantize", "loss", "beta", "head", "lora_r",
                          "lora_alpha", "lora_dropout", "lora_targets"],
-    "hyperparameters ('auto' follows OpenAI's rules scaled to the data)": [
+    "hyperparameters ('auto': epochs by OpenAI's published rule, batch and rate by tunesmith's)": [
         "epochs", "batch_size", "batch_tokens", "lr", "lr_multiplier", "schedule", "warmup_ratio",
         "weight_decay", "max_grad_norm", "seed"],
     "execution": ["max_seq_len", "pack", "micro_batch_tokens", "precision", "optimizer",

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
-from tunesmith.cost import ApproachCost, endpoint, openai, self_hosted_tokens
+from dataclasses import replace
+
+from tunesmith.cost import ApproachCost, Deployment, endpoint, openai, self_hosted_tokens
 from tunesmith.endpoints.spec import is_endpoint
 from tunesmith.evaluation.runner import EvalResult
 from tunesmith.evaluation.throughput import Throughput
@@ -20,6 +22,7 @@ def price_approaches(results: list[EvalResult], prices: PriceTable, hardware: Ha
                      throughput: dict[str, Throughput], *,
                      training: dict[str, tuple[float, int]] | None = None,
                      endpoints: dict[str, str] | None = None,
+                     deployment: Deployment | None = None,
                      ) -> tuple[dict[str, ApproachCost], dict[str, ApproachCost]]:
     """(how each approach would run and cost, the same requests at OpenAI's list prices).
 
@@ -29,7 +32,10 @@ def price_approaches(results: list[EvalResult], prices: PriceTable, hardware: Ha
         training: fine-tuned row -> (measured training seconds, billed tokens = training
             tokens x epochs, for the OpenAI reference).
         endpoints: `openai:NAME` -> the endpoint's URL, for the "runs on" column.
+        deployment: how self-hosted approaches are served (default: `Deployment()`, one
+            dedicated machine at least, sized for the peak).
     """
+    deployment = deployment or Deployment()
     endpoints, training = endpoints or {}, training or {}
     costs, reference = {}, {}
     default = prices.default_openai
@@ -52,4 +58,6 @@ def price_approaches(results: list[EvalResult], prices: PriceTable, hardware: Ha
                 latency_s=r.latency_s)
         reference[r.name] = openai(r.name, r.kind, r.prompt_tokens, r.completion_tokens,
                                    default, billed if ft else 0)
+    costs = {name: replace(c, deployment=deployment) if c.self_hosted else c
+             for name, c in costs.items()}
     return costs, reference

@@ -29,9 +29,9 @@ class Report:
     """How each approach runs and what it costs: self-hosted here, or at its endpoint."""
     openai_costs: dict[str, ApproachCost]
     """The same requests at OpenAI's list prices (a reference)."""
-    break_even: dict[str, dict[str, float | None]]
-    """Prompting approach -> fine-tuned approach -> requests after which the fine-tune has cost
-    less in total (None: never, or a price is unknown)."""
+    break_even: dict[str, dict[str, list[dict]]]
+    """Prompting approach -> fine-tuned approach -> the monthly volumes where the cheaper of the
+    two over the first year changes (`cost.crossings`; [] when one is cheaper throughout)."""
     recommendation: Recommendation
     training: dict[str, dict]
     """Fine-tuned approach -> how its training went (epochs, steps, tokens, seconds, losses)."""
@@ -68,11 +68,6 @@ class Report:
     def best_prompt(self) -> EvalResult:
         return max((r for r in self.results if r.kind == "prompt"), key=lambda r: r.score)
 
-    @property
-    def break_even_requests(self) -> float | None:
-        """The best fine-tune against the best prompting approach."""
-        return self.break_even.get(self.best_prompt.name, {}).get(self.fine_tuned.name)
-
     def to_dict(self) -> dict:
         return {
             "task": self.task["task"], "labels": self.task["labels"], "system": self.task["system"],
@@ -83,7 +78,7 @@ class Report:
             "approaches": [{**r.to_dict(), "cost": self.costs[r.name].to_dict(),
                             "openai_cost": self.openai_costs[r.name].to_dict()}
                            for r in self.results],
-            "break_even_requests": self.break_even,
+            "crossings": self.break_even,
             "requests_per_month": self.requests_per_month,
             "prompt_searches": self.prompt_searches,
             "recommendation": self.recommendation.to_dict(),

@@ -5,11 +5,12 @@ RULE (printed in every report):
      every other approach, the 95% paired-bootstrap interval of the metric difference excludes 0.
   2. Otherwise the approaches the best one does not beat significantly are tied on quality, and
      the cheapest of them over the first year at --requests-per-month (one-off cost plus twelve
-     months of requests, self-hosted on the measured hardware) is recommended.
+     months; a self-hosted approach as deployed, `cost.Deployment`) is recommended.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -27,8 +28,13 @@ RULE = (
     "against every other approach, the 95% paired-bootstrap confidence interval of the "
     "difference excludes zero. Otherwise the approaches it does not beat significantly are "
     "tied on quality, and the one with the lowest first-year cost (one-off cost + 12 months at "
-    "{volume:,} requests/month, self-hosted on the measured hardware) is recommended."
+    "{volume:,} requests/month; a self-hosted approach as deployed: its machines sized for the "
+    "peak and billed idle or not) is recommended."
 )
+
+
+Z_95, Z_80 = 1.959964, 0.841621
+"""Normal quantiles: a two-sided 5% test, and 80% power."""
 
 
 @dataclass
@@ -39,13 +45,24 @@ class Comparison:
     diff: float
     low: float
     high: float
+    n: int = 0
+    """Test examples the difference was measured on."""
 
     @property
     def significant(self) -> bool:
         return self.low > 0 or self.high < 0
 
+    @property
+    def needed_n(self) -> int | None:
+        """Test examples that would detect this gap with 80% power (a two-sided 5% test), from
+        the bootstrap's spread scaled as 1/sqrt(n); None when there is no gap to detect."""
+        se = (self.high - self.low) / (2 * Z_95)
+        if not self.n or self.diff == 0 or se <= 0:
+            return None
+        return math.ceil(self.n * ((Z_95 + Z_80) * se / abs(self.diff)) ** 2)
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "significant": self.significant}
+        return {**asdict(self), "significant": self.significant, "needed_n": self.needed_n}
 
 
 @dataclass
@@ -83,8 +100,8 @@ def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels:
         ci = paired_bootstrap(lambda idx, o=other: (samplers[best.name](idx),
                                                     samplers[o.name](idx)), best.n, seed=seed)
         comparisons.append(Comparison(best.name, other.name, task.metric, ci["diff"], ci["low"],
-                                      ci["high"]))
-    yearly = {name: c.total(12 * requests_per_month) for name, c in costs.items()}
+                                      ci["high"], best.n))
+    yearly = {name: c.first_year(requests_per_month) for name, c in costs.items()}
     if all(c.significant for c in comparisons):
         reason = (f"{best.name} has the best {metric} "
                   f"({best.score:.3f}) and beats every other approach beyond the 95% interval.")
@@ -102,8 +119,25 @@ def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels:
               f"but does not beat {', '.join(t for t in tied if t != best.name)} significantly; "
               f"among those, {choice} costs least over the first year "
               f"(${yearly[choice]:,.2f})"
-              + (f" (price unknown, so not compared: {', '.join(unknown)})." if unknown else "."))
+              + (f" (price unknown, so not compared: {', '.join(unknown)})." if unknown else ".")
+              + power_words(comparisons, best.n))
     return Recommendation(choice, reason, rule, comparisons, yearly)
+
+
+def power_words(comparisons: list[Comparison], n: int) -> str:
+    """What the test split cannot tell, in words: for the closest gap that is not significant,
+    how many test examples would detect it with 80% power."""
+    open_gaps = [c for c in comparisons if not c.significant and c.needed_n]
+    if not open_gaps:
+        return ""
+    c = min(open_gaps, key=lambda c: c.needed_n)
+    words = (f" The test split cannot tell them apart: {c.best} leads {c.other} by "
+             f"{c.diff:+.3f} on {n} test examples; about {c.needed_n:,} would detect a gap that "
+             "size with 80% power")
+    if c.needed_n > n:
+        words += ("; label more test examples, or run `tunesmith curve` to see whether more "
+                  "training data widens the gap")
+    return words + "."
 
 
 MATCH_RULE = (
@@ -129,7 +163,7 @@ def recommend_match(results: list[EvalResult], incumbent: EvalResult,
     for r in results:
         test = non_inferiority(sampler(r, labels), reference, r.n, margin, seed=seed)
         tests.append({"name": r.name, **test})
-    yearly = {name: c.total(12 * requests_per_month) for name, c in costs.items()}
+    yearly = {name: c.first_year(requests_per_month) for name, c in costs.items()}
     passed = [t["name"] for t in tests if t["non_inferior"]]
     priced = [name for name in passed if name in costs and costs[name].known]
     if not passed:

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from tunesmith.atomic import write_text
+from tunesmith.cost import VOLUMES
 from tunesmith.data.tasks import task_kind
 from tunesmith.report.document import Report
 from tunesmith.report.plots import plot_confusion, plot_per_type
@@ -28,46 +29,61 @@ def summary_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     header = ["approach", kind.metric_name]
     if kind.labelled:
         header.append("accuracy")
-    header += ["invalid", "latency/ex", "tokens/request", "runs on", "$/1k requests", "one-off $"]
+    volume = report.requests_per_month
+    header += ["invalid", "latency/ex", "tokens/request", "runs on",
+               f"$/month at {_volume(volume)}", "$/1k requests", "one-off $"]
     rows = []
     for r in report.results:
         c = report.costs[r.name]
         row = [r.name, f"{r.score:.3f}"]
         if kind.labelled:
             row.append(f"{r.metrics['accuracy']:.3f}")
+        monthly = c.monthly(volume)
+        per_1k = monthly / volume * 1000 if volume else c.per_1k_requests_usd
         row += [f"{r.invalid}/{r.n}", f"{1000 * r.latency_s:.0f} ms",
                 f"{r.prompt_tokens:.0f} + {r.completion_tokens:.1f}", c.where,
-                money(c.per_1k_requests_usd), money(c.one_off_usd)]
+                money(monthly, 2), money(per_1k), money(c.one_off_usd)]
         rows.append(row)
     return header, rows
 
 
 def payback_header(report: Report) -> list[str]:
-    return ["prompting approach", "runs on"] + [f"{f.name} pays back"
+    return ["prompting approach", "runs on"] + [f"{f.name} against it"
                                                 for f in report.fine_tuned_rows]
 
 
 def payback_rows(report: Report) -> list[list[str]]:
-    """Per prompting approach: after how many requests each fine-tune has cost less in total."""
+    """Per prompting approach and fine-tune: which costs less over the first year at which
+    monthly volumes (the curves of cost.png, 1,000 to 100M requests a month)."""
     rows = []
+    lo, hi = VOLUMES
     for name, per_fine in report.break_even.items():
         c = report.costs[name]
         row = [name, c.where]
         for fine in report.fine_tuned_rows:
-            requests = per_fine.get(fine.name)
-            if not c.known:
-                when = "unknown (the prompted model has no price; name it with --prices)"
-            elif requests is None:
-                when = "never (the fine-tune costs no less per request)"
+            f = report.costs[fine.name]
+            points = per_fine.get(fine.name) or []
+            if not (c.known and f.known):
+                when = "unknown (a model has no price; name it with --prices)"
+            elif not points:
+                cheaper = fine.name if f.first_year(lo) <= c.first_year(lo) else name
+                when = (f"{'the fine-tune' if cheaper == fine.name else 'prompting'} costs less "
+                        f"at every volume from {lo:,.0f} to {hi:,.0f} requests/month")
             else:
-                when = f"after {requests:,.0f} requests"
-                if report.requests_per_month:
-                    months = requests / report.requests_per_month
-                    span = f"{months:.1f} months" if months >= 1 else f"{30 * months:.1f} days"
-                    when += f" ({span} at {report.requests_per_month:,}/month)"
+                when = "; ".join(f"{'the fine-tune' if p['cheaper_above'] == fine.name else 'prompting'}"
+                                 f" costs less above ~{_volume(p['requests_per_month'])}/month"
+                                 for p in points)
             row.append(when)
         rows.append(row)
     return rows
+
+
+def _volume(requests: float) -> str:
+    """`~2.4k`, `~1.3M` requests: two figures are all a crossing of estimates is worth."""
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if requests >= size:
+            return f"{requests / size:.2g}{unit}"
+    return f"{requests:.0f}"
 
 
 def tune_sections(report: Report) -> list[tuple[str, list[list[str]]]]:
@@ -357,11 +373,21 @@ def _cost_words(report: Report) -> str:
     rates = "; ".join(f"{m}: {v['prefill_tokens_per_s']:,.0f} prefill / "
                       f"{v['decode_tokens_per_s']:,.0f} decode tokens/s"
                       for m, v in report.throughput.items())
-    return (f"Self-hosted rows run on `{report.hardware}` and are priced from their tokens at the "
-            f"model's measured rates ({rates}), so the price does not move with the machine's "
-            f"load; latency is measured and shown beside. Endpoint rows are priced from the "
-            f"tokens the endpoint reported, at the price table's entry for the model. Prices as "
-            f"of {report.prices_as_of}.")
+    deployed = next((c for c in report.costs.values() if c.self_hosted and c.deployment), None)
+    how = ""
+    if deployed is not None:
+        month = deployed.month(report.requests_per_month)
+        how = (f" At {report.requests_per_month:,} requests/month a self-hosted row is billed "
+               f"as deployed ({deployed.deployment.describe()}): "
+               + (f"{month.machines} machine(s) x {deployed.deployment.open_hours:,.0f} h"
+                  if month.machines else f"{month.billed_hours:,.2f} billed hours")
+               + f" for {deployed.name}; $/1k requests is that month's bill over its requests, "
+               "and cost.png draws every row's first year from 1,000 to 100M requests a month.")
+    return (f"Self-hosted rows run on `{report.hardware}`; a request's busy time comes from its "
+            f"tokens at the model's measured rates at the serving batch ({rates}), so the "
+            f"capacity does not move with the machine's load; latency is measured and shown "
+            f"beside.{how} Endpoint rows are priced from the tokens the endpoint reported, at the "
+            f"price table's entry for the model. Prices as of {report.prices_as_of}.")
 
 
 def _html_table(header: list[str], rows: list[list[str]], highlight: str | None = None) -> str:

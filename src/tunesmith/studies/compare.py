@@ -33,7 +33,7 @@ from tunesmith.config import (
     parse_shots,
     shots_label,
 )
-from tunesmith.cost import break_even, plot_costs
+from tunesmith.cost import Deployment, crossings, plot_costs
 from tunesmith.data.examples import Example
 from tunesmith.data.splits import TaskData, load_task_data, read_valid
 from tunesmith.data.taskfile import write_task
@@ -142,6 +142,8 @@ class CompareConfig(EndpointOptions):
     """Shutdown table YAML for the incumbent's days left (default: the shipped one)."""
     quiet: bool = False
     """No progress bars."""
+    deployment: Deployment = field(default_factory=Deployment)
+    """How self-hosted rows are served and billed (`--deployment`, `--peak-to-average`, ...)."""
 
     def __post_init__(self) -> None:
         if self.goal == "match-incumbent" and not self.incumbent:
@@ -203,7 +205,8 @@ def compare(cfg: CompareConfig) -> Report:
     if incumbent is not None:
         results = [incumbent, *results]
     costs, openai_costs = price_approaches(results, prices, hardware, throughput,
-                                           training=billing, endpoints=endpoints)
+                                           training=billing, endpoints=endpoints,
+                                           deployment=cfg.deployment)
     replacing = None
     if incumbent is not None:
         rec, replacing = replacement(cfg, incumbent, candidates, costs, td.spec, reference,
@@ -211,7 +214,7 @@ def compare(cfg: CompareConfig) -> Report:
     else:
         rec = recommend(candidates, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
     prompts = [r for r in results if r.kind == "prompt"]
-    payback = {p.name: {f.name: break_even(costs[p.name], costs[f.name]) for f in tuned}
+    payback = {p.name: {f.name: crossings(costs[p.name], costs[f.name]) for f in tuned}
                for p in prompts}
     report = Report(
         td.spec.to_dict(), str(cfg.data), cfg.model, prompt_models, len(inputs.test),
@@ -220,9 +223,11 @@ def compare(cfg: CompareConfig) -> Report:
         searches, cfg.requests_per_month, audit, curve, replacing,
         distillation(candidates, trainings))
     best = report.best_prompt
+    marks = [{**m, "usd": costs[m["cheaper_above"]].first_year(m["requests_per_month"])}
+             for per_fine in payback.values() for points in per_fine.values() for m in points]
     plot_costs(list(costs.values()) + [openai_costs[best.name],
                                        openai_costs[report.fine_tuned.name]],
-               out / "cost.png", marker=cfg.requests_per_month)
+               out / "cost.png", marker=cfg.requests_per_month, marks=marks)
     write_report(report)
     return report
 

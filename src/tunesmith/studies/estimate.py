@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from tunesmith.config import Shots, TrainConfig, parse_shots, shots_label
-from tunesmith.cost import ApproachCost, break_even, plot_costs
+from tunesmith.cost import ApproachCost, Deployment, crossings, plot_costs
 from tunesmith.data.examples import Example
 from tunesmith.data.splits import load_task_data, read_valid
 from tunesmith.data.tokens import count_tokens
@@ -57,6 +57,8 @@ class CostConfig:
     """Price table YAML (default: the shipped one)."""
     plot: str | None = field(default=None, metadata={"metavar": "PNG"})
     """Write the cost-vs-requests plot here."""
+    deployment: Deployment = field(default_factory=Deployment)
+    """How self-hosted rows are served and billed (`--deployment`, `--peak-to-average`, ...)."""
 
 
 def estimate(cfg: CostConfig) -> dict:
@@ -95,22 +97,24 @@ def estimate(cfg: CostConfig) -> dict:
     fine = dataclasses.replace(rows["zero-shot"], name="fine-tuned (lora)", kind="fine-tune")
     results = [*rows.values(), fine]
     self_costs, reference = price_approaches(results, prices, hardware, {cfg.model: rates},
-                                             training={fine.name: (train_seconds, billed)})
+                                             training={fine.name: (train_seconds, billed)},
+                                             deployment=cfg.deployment)
     costs: list[ApproachCost] = list(self_costs.values()) + [
         dataclasses.replace(c, name=f"{c.name} (OpenAI)") for c in reference.values()]
-    volume = 12 * cfg.requests_per_month
-    best_prompt = min(costs[:len(rows)], key=lambda c: c.per_1k_requests_usd)
-    payback = break_even(best_prompt, self_costs[fine.name])
+    volume = cfg.requests_per_month
+    best_prompt = min(costs[:len(rows)], key=lambda c: c.first_year(volume))
+    points = crossings(best_prompt, self_costs[fine.name])
     if cfg.plot:
         plot_costs(costs, Path(cfg.plot), marker=cfg.requests_per_month)
-    return {"approaches": [c.to_dict() | {"first_year_usd": c.total(volume)} for c in costs],
+    return {"approaches": [_row(c, volume) for c in costs],
             "training": {"examples": len(train_examples), "epochs": epochs,
                          "billed_tokens": billed, "measured_tokens_per_s": tok_per_s,
                          "estimated_seconds": train_seconds,
                          "tokens": sum(counts.total) * epochs},
             "throughput": rates.to_dict(), "sample": len(sample),
             "best_prompt": best_prompt.name,
-            "break_even_requests": payback, "requests_per_month": cfg.requests_per_month,
+            "crossings": points, "requests_per_month": cfg.requests_per_month,
+            "deployment": dataclasses.asdict(cfg.deployment),
             "prices_as_of": prices.as_of, "prices_source": prices.source}
 
 
@@ -163,6 +167,14 @@ def estimate_compare(folder: Path, model: str, *, probe_examples: int = 16) -> C
     tokens_per_s = training_speed(model, td.train)
     return CompareEstimate(tokens_per_s, sum(counts.total) * auto_epochs(len(td.train)),
                            scored_per_s, len(td.test), time.perf_counter() - started)
+
+
+def _row(c: ApproachCost, volume: int) -> dict:
+    """An approach's costs at `volume` requests a month, as deployed."""
+    month = c.month(volume)
+    d = {k: v for k, v in c.to_dict().items() if k != "deployment"}
+    return d | {"monthly_usd": c.monthly(volume), "first_year_usd": c.first_year(volume),
+                "machines": None if month is None else month.machines}
 
 
 def training_speed(model: str, examples: list[Example]) -> float:
