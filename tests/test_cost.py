@@ -1,12 +1,31 @@
 """Cost arithmetic against worked examples."""
 
+import math
 from dataclasses import replace
 
 import pytest
 
-from tunesmith.cost import Deployment, break_even, crossings, deployed_month, openai, self_hosted
-from tunesmith.errors import UsageError
-from tunesmith.pricing import HardwarePrice, OpenAIPrice
+from tunesmith.cost import (
+    Deployment,
+    break_even,
+    crossings,
+    deployed_month,
+    endpoint,
+    openai,
+    self_hosted,
+)
+from tunesmith.errors import UnusableInputError, UsageError
+from tunesmith.evaluation.runner import EvalResult
+from tunesmith.evaluation.throughput import Throughput, save_capacity
+from tunesmith.pricing import (
+    ChatPrice,
+    HardwarePrice,
+    Machine,
+    OpenAIPrice,
+    PromptCaching,
+    load_prices,
+)
+from tunesmith.report.costs import machine_pricing, price_approaches
 
 MINI = OpenAIPrice("gpt-4o-mini", training=3.0, base_input=0.15, base_output=0.60,
                    ft_input=0.30, ft_output=1.20)
@@ -128,3 +147,98 @@ def test_the_power_figure_matches_the_normal_approximation():
     variance = (only_a + only_b) / n - 0.04 ** 2  # per example, of the paired difference
     expected = (Z_95 + Z_80) ** 2 * variance / 0.04 ** 2
     assert c.needed_n == pytest.approx(expected, rel=0.15)  # ~470 examples
+
+
+# ---- cached and shared prefixes ----------------------------------------------------------------
+
+
+OPENAI_CACHE = PromptCaching(min_tokens=1024, increment=128, ttl_seconds=300)
+CACHED_MINI = ChatPrice("gpt-4o-mini", 0.15, 0.60, cached_input=0.075, caching=OPENAI_CACHE)
+
+
+def test_a_shared_prefix_is_billed_at_the_cached_price_in_openais_steps():
+    assert OPENAI_CACHE.cached_tokens(1300, 1200) == 1152  # 1,024 + one 128-token step
+    assert OPENAI_CACHE.cached_tokens(900, 850) == 0  # under the minimum: nothing cached
+    c = replace(endpoint("8-shot", "OpenAI", 1300, 2, CACHED_MINI, shared_tokens=1200),
+                deployment=Deployment())
+    cold = (1300 * 0.15 + 2 * 0.60) / 1e6 * 1000
+    warm = (148 * 0.15 + 1152 * 0.075 + 2 * 0.60) / 1e6 * 1000
+    assert c.per_1k_requests_usd == pytest.approx(cold)
+    assert c.warm_per_1k_usd == pytest.approx(warm)
+    # The share of warm requests grows with the volume: 1,000/month at 24 h/day is one request
+    # every 44 minutes (a 5-minute cache is nearly always cold); 10M/month is 3.8 a second.
+    rate = 1_000 / (HOURS * 3600)
+    hit = 1 - math.exp(-rate * 300)
+    assert c.monthly(1_000) == pytest.approx(hit * warm + (1 - hit) * cold)
+    assert c.monthly(10_000_000) == pytest.approx(10_000 * warm, rel=1e-6)
+    short = endpoint("zero-shot", "OpenAI", 90, 2, CACHED_MINI, shared_tokens=40)
+    assert short.warm_per_1k_usd is None and "minimum" in short.basis
+    uncached = endpoint("x", "e", 1300, 2, ChatPrice("m", 0.15, 0.60), shared_tokens=1200)
+    assert uncached.warm_per_1k_usd is None and "no cached-input price" in uncached.basis
+
+
+def test_the_shipped_table_has_openais_cached_prices_and_rule():
+    prices = load_prices()
+    mini = prices.chat_price("gpt-4o-mini")
+    assert mini.cached_input == 0.075 and mini.caching.min_tokens == 1024
+    assert prices.fine_tuned_price("gpt-4o-mini").cached_input == 0.15
+    assert prices.openai_caching.source.startswith("https://")
+    assert prices.chat_price("gpt-3.5-turbo").cached_input is None  # the page lists none
+
+
+def test_a_prefix_caching_engine_runs_the_shared_prompt_once():
+    r = EvalResult("8-shot", "prompt", 8, "classification", "m", "score", 10, {"macro_f1": 0.5},
+                   0, 0.1, 1000.0, 3.0, shared_prompt_tokens=900.0)
+    rates = Throughput(1000.0, 50.0, 16, 128, 16)
+    whole, _ = price_approaches([r], load_prices(), BOX, {"m": rates})
+    cached, _ = price_approaches([r], load_prices(), BOX, {"m": rates},
+                                 deployment=Deployment(engine="vllm"))
+    assert whole["8-shot"].capacity_rps == pytest.approx(1 / (1000 / 1000 + 3 / 1000))
+    assert cached["8-shot"].capacity_rps == pytest.approx(1 / (100 / 1000 + 3 / 1000))
+    assert "no prefix cache" in whole["8-shot"].basis and "run once" in cached["8-shot"].basis
+
+
+# ---- which machine type, measured where --------------------------------------------------------
+
+
+HERE = Machine("cpu", "cpu", 2)
+
+
+def test_this_machine_prices_as_the_entry_that_describes_it():
+    prices = load_prices()
+    pricing = machine_pricing(prices, Deployment(), "m", HERE)
+    assert pricing.hardware.name == "cpu-2vcpu" and pricing.measured
+    assert machine_pricing(prices, Deployment(), "m", Machine("cpu", "cpu", 8)
+                           ).hardware.name == "cpu-8vcpu"
+    with pytest.raises(UsageError, match="NVIDIA H200.*--machine"):  # never silently an L4
+        machine_pricing(prices, Deployment(), "m", Machine("gpu", "NVIDIA H200"))
+    with pytest.raises(UsageError, match="--machine gpu-b200"):
+        machine_pricing(prices, Deployment(machine="gpu-b200"), "m", HERE)
+
+
+def test_a_machine_type_not_measured_has_no_price_until_its_capacity_is_given(tmp_path):
+    prices = load_prices()
+    r = EvalResult("fine-tuned (lora)", "fine-tune", 0, "classification", "m", "score", 10,
+                   {"macro_f1": 0.5}, 0, 0.1, 100.0, 3.0)
+    here_rates = Throughput(1000.0, 50.0, 16, 128, 16)
+    gpu = machine_pricing(prices, Deployment(machine="gpu-l4"), "m", HERE)
+    assert not gpu.measured and "capacity not measured on gpu-l4" in gpu.note
+    costs, _ = price_approaches([r], prices, gpu.hardware, {"m": here_rates}, machine=gpu)
+    row = costs[r.name]
+    assert not row.known and math.isnan(row.monthly(1_000)) and "not measured" in row.basis
+
+    path = tmp_path / "l4.json"
+    save_capacity(path, Throughput(20_000.0, 900.0, 16, 128, 16), "m", "gpu-l4",
+                  Machine("gpu", "NVIDIA L4"))
+    measured = machine_pricing(prices, Deployment(machine="gpu-l4", capacity=str(path)), "m", HERE)
+    costs, _ = price_approaches([r], prices, measured.hardware, {"m": here_rates},
+                                machine=measured)
+    row = costs[r.name]
+    assert row.known and row.capacity_rps == pytest.approx(1 / (100 / 20_000 + 3 / 20_000))
+    assert row.hourly_usd == 0.8048 and str(path) in row.basis
+
+    for machine, model, says in (("gpu-a10g", "m", "not --machine gpu-a10g"),
+                                 ("gpu-l4", "other", "not 'other'")):
+        with pytest.raises(UnusableInputError, match=says) as err:
+            machine_pricing(prices, Deployment(machine=machine, capacity=str(path)), model, HERE)
+        assert str(path) in str(err.value)

@@ -174,6 +174,39 @@ class EndpointOptions:
     ENDPOINT_FIELDS = ("base_url", "api_key_env", "concurrency", "max_retries", "use_cache")
 
 
+@dataclass(kw_only=True)
+class JudgeOptions:
+    """A model as judge of open-ended (chat) answers: `eval`, `compare` (evaluation/judge.py)."""
+
+    judge: str | None = field(default=None, metadata={"metavar": "SPEC"})
+    """Judge chat answers with this model (openai:NAME behind --base-url, or a model loaded
+    here): each answer against the baseline's, in both orders."""
+    judge_against: str | None = field(default=None, metadata={"metavar": "APPROACH"})
+    """The baseline answers: another row's (`compare`: its name, or `incumbent`); default: the
+    reference answers of the test split."""
+    judge_mode: Literal["pairwise", "score"] = "pairwise"
+    """pairwise: A / B / tie against the baseline; score: each answer graded 1-10 alone."""
+    criteria: str | None = field(default=None, metadata={"metavar": "FILE"})
+    """A short rubric the judge is given with the task."""
+    judge_max_examples: int = field(default=100, metadata={"metavar": "N", "low": 1})
+    """Test inputs judged (bounds the judge's cost: about 2 calls per approach per input and
+    up to 6 per input for the probes)."""
+    judge_min_probe: float = field(default=0.9, metadata={"metavar": "P"})
+    """The share of probes (the reference against degraded copies) the judge must get right to
+    be trusted."""
+
+    JUDGE_FIELDS = ("judge", "judge_against", "judge_mode", "criteria", "judge_max_examples",
+                    "judge_min_probe")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.judge_min_probe <= 1:
+            raise UsageError("--judge-min-probe must be in (0, 1].")
+        if self.criteria and not Path(self.criteria).is_file():
+            raise UsageError(f"--criteria {self.criteria}: no such file.")
+        if self.judge_mode not in ("pairwise", "score"):
+            raise UsageError("--judge-mode must be pairwise or score.")
+
+
 SEARCH_EXAMPLES = 200
 """Validation examples each prompt candidate is scored on, by default: enough to rank prompts that
 differ by a few points, and a bounded cost (about 12 evaluations) on large validation splits."""

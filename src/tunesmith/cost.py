@@ -59,6 +59,16 @@ class Deployment:
     shared_by: int = field(default=1, metadata={"metavar": "K"})
     """Fine-tuned adapters that share one deployment (multi-LoRA serving): its fixed cost is
     divided among them."""
+    engine: Literal["tunesmith", "vllm"] = field(default="tunesmith",
+                                                 metadata={"flag": "--serving-engine"})
+    """The engine self-hosted rows are served with: `tunesmith` runs every prompt whole; `vllm`
+    caches prefixes, so the prompt part every request shares runs once."""
+    machine: str | None = field(default=None, metadata={"metavar": "NAME"})
+    """The price table's self_hosted machine type (default: the entry describing this machine;
+    another type needs its capacity measured there, --capacity)."""
+    capacity: str | None = field(default=None, metadata={"metavar": "FILE"})
+    """Token rates measured on --machine for this model (`bench/capacity.py` run there): they
+    price the self-hosted rows instead of this machine's."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,6 +85,8 @@ class Deployment:
             problems.append("--cold-start-seconds and --scale-down-seconds must be >= 0")
         if not (isinstance(self.shared_by, int) and self.shared_by >= 1):
             problems.append("--shared-by must be a positive integer")
+        if self.engine not in ("tunesmith", "vllm"):
+            problems.append("--serving-engine must be tunesmith or vllm")
         if problems:
             raise UsageError("; ".join(problems) + ".")
 
@@ -89,7 +101,13 @@ class Deployment:
                     f"{self.scale_down_seconds:g} s")
         shared = f", shared by {self.shared_by}" if self.shared_by > 1 else ""
         return (f"dedicated {self.hours_per_day:g} h/day, peak {self.peak_to_average:g}x the "
-                f"average, {100 * self.target_utilization:.0f}% utilization{shared}")
+                f"average, {100 * self.target_utilization:.0f}% utilization{shared}, served "
+                f"by {self.engine}")
+
+    @property
+    def caches_prefixes(self) -> bool:
+        """Whether the serving engine runs a prompt prefix shared by requests once."""
+        return self.engine == "vllm"
 
 
 @dataclass(frozen=True)
@@ -149,7 +167,13 @@ class ApproachCost:
     hourly_usd: float | None = None
     """Self-hosted: the machine's price an hour."""
     deployment: Deployment | None = field(default=None, compare=False)
-    """Self-hosted: how it is served; None prices busy time only (the old way)."""
+    """Self-hosted: how it is served; per-token rows: when their traffic arrives (for the prompt
+    cache's hit rate). None: busy time only, and no cache."""
+    warm_per_1k_usd: float | None = None
+    """Per-token rows whose shared prompt prefix the endpoint caches: $/1k requests when the
+    prefix is warm (`per_1k_requests_usd` is the cold price)."""
+    cache_ttl_seconds: float | None = None
+    """How long the endpoint keeps an unused prefix (None: always warm)."""
 
     @property
     def self_hosted(self) -> bool:
@@ -163,10 +187,24 @@ class ApproachCost:
 
     def monthly(self, requests: float) -> float:
         """What `requests` a month cost, as deployed (NaN when the price is unknown)."""
+        if not self.known:
+            return float("nan")
         month = self.month(requests)
         if month is not None:
             return month.usd
-        return requests / 1000 * self.per_1k_requests_usd
+        return requests / 1000 * self.effective_per_1k(requests)
+
+    def effective_per_1k(self, requests: float) -> float:
+        """Per-token rows: $/1k requests at `requests` a month, the cached prefix's discount
+        weighted by the share of requests that find it warm (Poisson arrivals over the open
+        hours, a prefix kept `cache_ttl_seconds`)."""
+        if self.warm_per_1k_usd is None:
+            return self.per_1k_requests_usd
+        if self.cache_ttl_seconds is None:
+            return self.warm_per_1k_usd
+        hours = (self.deployment or Deployment()).open_hours
+        warm = 1.0 - math.exp(-requests / (hours * 3600) * self.cache_ttl_seconds)
+        return warm * self.warm_per_1k_usd + (1 - warm) * self.per_1k_requests_usd
 
     def first_year(self, requests_per_month: float) -> float:
         """One-off plus twelve months at `requests_per_month`."""
@@ -224,9 +262,17 @@ def self_hosted_tokens(name: str, kind: Literal["prompt", "fine-tune"], prompt_t
 
 
 def endpoint(name: str, where: str, prompt_tokens: float, completion_tokens: float,
-             price: ChatPrice | None) -> ApproachCost:
+             price: ChatPrice | None, shared_tokens: float = 0.0) -> ApproachCost:
     """Prompting a model through an endpoint, at its price table entry; NaN and `known=False`
-    when there is none (never $0)."""
+    when there is none (never $0). `shared_tokens`: the prompt prefix every request shares
+    (instruction and fixed shots), billed at the entry's cached-input price when the endpoint
+    caches it (its rule: a minimum prompt length, steps, a time to live).
+
+    Example:
+        1,300 prompt tokens of which 1,200 shared, OpenAI's rule (1,024 + 128-token steps):
+        1,152 cached; at $0.15 in / $0.075 cached / $0.60 out per 1M and 2 answer tokens, a
+        warm request costs (148 x 0.15 + 1,152 x 0.075 + 2 x 0.60) / 1e6 = $0.000110.
+    """
     if price is None:
         return ApproachCost(name, "prompt", where, 0.0, float("nan"),
                             "price unknown: name the model in a price table passed with "
@@ -234,7 +280,25 @@ def endpoint(name: str, where: str, prompt_tokens: float, completion_tokens: flo
     per_request = (prompt_tokens * price.input + completion_tokens * price.output) / 1e6
     basis = (f"{prompt_tokens:.0f} prompt + {completion_tokens:.1f} answer tokens/request (the "
              f"endpoint's usage) at ${price.input}/${price.output} per 1M ({price.model})")
-    return ApproachCost(name, "prompt", where, 0.0, per_request * 1000, basis)
+    cached = 0.0
+    if price.cached_input is not None and price.caching is not None:
+        cached = price.caching.cached_tokens(prompt_tokens, shared_tokens)
+    if not cached:
+        if shared_tokens >= 1:
+            basis += (f"; the {shared_tokens:.0f} shared prompt tokens billed in full ("
+                      + ("no cached-input price in the table)" if price.cached_input is None
+                         else f"under the {price.caching.min_tokens:,}-token minimum the "
+                              "endpoint caches)"))
+        return ApproachCost(name, "prompt", where, 0.0, per_request * 1000, basis)
+    warm = ((prompt_tokens - cached) * price.input + cached * price.cached_input
+            + completion_tokens * price.output) / 1e6
+    ttl = price.caching.ttl_seconds
+    basis += (f"; {cached:.0f} of the {shared_tokens:.0f} shared prompt tokens at the cached "
+              f"${price.cached_input} per 1M when warm ("
+              + ("always" if ttl is None else f"kept {ttl:g} s: the share of warm requests "
+                 "grows with the volume") + ")")
+    return ApproachCost(name, "prompt", where, 0.0, per_request * 1000, basis,
+                        warm_per_1k_usd=warm * 1000, cache_ttl_seconds=ttl)
 
 
 def openai(name: str, kind: Literal["prompt", "fine-tune"], prompt_tokens: float,

@@ -184,13 +184,14 @@ def test_broken_price_tables(tmp_path, capsys, table, expected):
 
 
 def test_price_table_without_this_machines_hardware(tmp_path):
-    from tunesmith.errors import UnusableInputError
-    from tunesmith.pricing import load_prices
+    from tunesmith.errors import UsageError
+    from tunesmith.pricing import Machine, load_prices
 
     (tmp_path / "p.yaml").write_text("openai: {m: {training: 1, base_input: 1, base_output: 1, "
                                      "ft_input: 1, ft_output: 1}}\n")
-    with pytest.raises(UnusableInputError, match="no self_hosted entry 'cpu-2vcpu'"):
-        load_prices(tmp_path / "p.yaml").hardware(gpu=False)
+    with pytest.raises(UsageError, match="no self_hosted entry .* describes this machine "
+                                         r"\(2 CPU cores\).*--machine"):
+        load_prices(tmp_path / "p.yaml").machine(None, Machine("cpu", "cpu", 2))
 
 
 def test_compare_on_a_loose_file_says_what_it_needs(tmp_path, capsys):

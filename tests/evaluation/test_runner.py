@@ -8,6 +8,7 @@ from tunesmith.data.splits import load_task_data
 from tunesmith.data.taskfile import TaskSpec
 from tunesmith.evaluation.backends import LocalBackend
 from tunesmith.evaluation.runner import evaluate
+from tunesmith.evaluation.scoring import LabelTree, SearchStats, answer_tokens
 from tunesmith.modeling import build_tiny_model
 from tunesmith.prompting.prompter import PromptConfig
 
@@ -26,8 +27,17 @@ def test_classification_scoring_and_generation(tiny, tokenizer, tiny_data_dir):
     assert scored.name == "3-shot" and scored.n == len(examples) == len(scored.predictions)
     assert set(scored.predictions) <= set(td.spec.labels)  # scoring always names a label
     assert scored.invalid == 0 and 0 <= scored.metrics["macro_f1"] <= 1
-    assert scored.prompt_tokens > 60 and 1 < scored.completion_tokens < 5
-    assert scored.latency_s > 0
+    assert scored.prompt_tokens > 60 and scored.latency_s > 0
+    # Priced at what ran: the label tree's tokens the search fed (the same as the stats count).
+    stats = SearchStats()
+    counted = evaluate(LocalBackend(tiny, tokenizer, stats=stats), examples, td.spec,
+                       prompt=PromptConfig(3), train=td.train)
+    assert counted.completion_tokens == pytest.approx(stats.nodes_run / stats.examples)
+    exhaustive = LocalBackend(tiny, tokenizer).label_scores(
+        [[{"role": "user", "content": "x"}]], td.spec.labels, exhaustive=True)
+    tree = LabelTree.build([answer_tokens(tokenizer, label) for label in td.spec.labels])
+    internal = sum(1 for kids in tree.children if kids)
+    assert exhaustive.completion_tokens == [internal]  # an exhaustive search runs every node
     generated = evaluate(backend, examples, td.spec, mode="generate")
     assert generated.mode == "generate"
     assert generated.invalid == sum(p is None for p in generated.predictions)  # random model

@@ -93,6 +93,7 @@ def test_compare_writes_the_report_files(tiny_report):
     assert "Recommendation" in md and "| zero-shot |" in md
     assert "## The prompt, chosen on the validation split" in md
     assert "## When fine-tuning pays back" in md and "Loss curve" in md
+    assert "## Cost against volume" in md and "$/month at 100M" in md
     assert "Learning curve" not in md
 
 

@@ -33,8 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-DEPLOYMENT_FIELDS = ["billing", "peak_to_average", "hours_per_day", "target_utilization",
-                     "cold_start_seconds", "scale_down_seconds", "shared_by"]
+DEPLOYMENT_FIELDS = ["machine", "capacity", "billing", "engine", "peak_to_average",
+                     "hours_per_day", "target_utilization", "cold_start_seconds",
+                     "scale_down_seconds", "shared_by"]
 
 
 def add_deployment_args(p: argparse.ArgumentParser) -> None:

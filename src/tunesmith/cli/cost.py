@@ -9,7 +9,7 @@ from tunesmith.cli.fields import add_fields, config_from_args
 from tunesmith.cli.output import print_json, table
 from tunesmith.studies.estimate import CostConfig, estimate
 
-FIELDS = ["data", "model", "shots", "requests_per_month", "prices", "plot"]
+FIELDS = ["data", "model", "fine_tuned_run", "shots", "requests_per_month", "prices", "plot"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,9 +35,16 @@ def run(args: argparse.Namespace) -> int:
     rates, training = doc["throughput"], doc["training"]
     print(f"\nself-hosted requests priced from their tokens at {rates['prefill_tokens_per_s']:,.0f} "
           f"prefill / {rates['decode_tokens_per_s']:,.0f} decode tokens/s (measured here)")
-    print(f"tokens measured on {doc['sample']} test examples; training estimated from a measured "
-          f"{training['measured_tokens_per_s']:,.0f} tokens/s x {training['tokens']:,} tokens "
-          f"({training['epochs']} epochs)")
+    print(f"self-hosted machine: {doc['machine']}")
+    if training["epochs"] is None:
+        print(f"tokens measured on {doc['sample']} test examples; training "
+              f"{training['estimated_seconds'] / 60:.1f} min, {training['tokens']:,} tokens, "
+              f"from {training['source']}")
+    else:
+        print(f"tokens measured on {doc['sample']} test examples (the fine-tuned row's on "
+              f"{training['source']}); training estimated from a measured "
+              f"{training['measured_tokens_per_s']:,.0f} tokens/s x {training['tokens']:,} "
+              f"tokens ({training['epochs']} epochs)")
     for point in doc["crossings"]:
         print(f"first-year costs of {doc['best_prompt']} and the fine-tune cross at "
               f"~{point['requests_per_month']:,.0f} requests/month: above it "

@@ -8,14 +8,16 @@ from pathlib import Path
 
 from tunesmith.cli.fields import add_fields, config_from_args
 from tunesmith.cli.output import print_json, table
-from tunesmith.config import EndpointOptions, EvalConfig, shots_label
+from tunesmith.config import EndpointOptions, EvalConfig, JudgeOptions, shots_label
 from tunesmith.data.splits import load_task_data, read_valid
 from tunesmith.data.tasks import task_kind
 from tunesmith.errors import UsageError
 from tunesmith.evaluation.backends import open_backend
 from tunesmith.evaluation.runner import EvalResult, evaluate
 from tunesmith.modeling import run_final_dir
+from tunesmith.pricing import load_prices
 from tunesmith.prompting.prompter import PromptConfig
+from tunesmith.studies.judging import JudgeReport, check_judge_options, judge_results
 from tunesmith.studies.prompt_search import SearchResult, search_prompt
 
 FIELDS = ["model", "data", "shots", "shot_selection", "instruction", "calibrate", "seed",
@@ -30,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "openai:NAME evaluates a chat model behind any OpenAI-compatible endpoint "
                        "(OPENAI_BASE_URL, OPENAI_API_KEY).")
     add_fields(p, EvalConfig, FIELDS)
+    add_judge_args(p)
     add_endpoint_args(p)
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(run=run)
@@ -40,9 +43,20 @@ def add_endpoint_args(p: argparse.ArgumentParser) -> None:
                list(EndpointOptions.ENDPOINT_FIELDS))
 
 
+def add_judge_args(p: argparse.ArgumentParser) -> None:
+    add_fields(p.add_argument_group("a judge of open-ended answers (chat tasks)"), JudgeOptions,
+               list(JudgeOptions.JUDGE_FIELDS))
+
+
+def judge_from_args(args: argparse.Namespace) -> JudgeOptions:
+    return config_from_args(JudgeOptions, args, list(JudgeOptions.JUDGE_FIELDS))
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(EvalConfig, args, FIELDS + list(EndpointOptions.ENDPOINT_FIELDS))
+    judging = judge_from_args(args)
     td = load_task_data(cfg.data)
+    check_judge_options(judging, td.spec.task)
     test = td.test[: cfg.max_examples] if cfg.max_examples else td.test
     backend = open_backend(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
                            concurrency=cfg.concurrency, use_cache=cfg.use_cache,
@@ -72,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
     traffic = None if client is None else {
         "endpoint": client.endpoint.base_url, "model": client.endpoint.model,
         "from_cache": client.cache.hits if client.cache else 0, "asked": client.received}
+    del backend  # a judge loaded here needs the memory
+    judged = None
+    if judging.judge:
+        judged = judge_results(judging, [r for r, _ in outcomes], test, td.spec, endpoint=cfg,
+                               prices=load_prices(), seed=cfg.seed)
     if args.json:
         docs = []
         for result, search in outcomes:
@@ -83,16 +102,48 @@ def run(args: argparse.Namespace) -> int:
         doc = docs[0] if len(docs) == 1 else {"results": docs}
         if traffic is not None:
             doc["requests"] = traffic
+        if judged is not None:
+            doc["judge"] = judged.to_dict()
         print_json(doc)
         return 0
     for result, search in outcomes:
         if search is not None:
             print(render_search(search))
         print(render_result(result))
+    if judged is not None:
+        print(render_judge(judged))
     if traffic is not None:
         print(f"  requests: {traffic['asked']} to {traffic['endpoint']}, "
               f"{traffic['from_cache']} answered from the cache")
     return 0
+
+
+def render_judge(j: JudgeReport) -> str:
+    """The judge's figures and its checks, for the terminal."""
+    c = j.checks
+    lines = [f"judged by {j.judge} ({j.mode}) against {j.against} on {j.n} inputs: "
+             + ("trusted" if c.trusted else "NOT trusted")]
+    if j.mode == "pairwise":
+        rows = [[name, f"{r['wins']}/{r['ties']}/{r['losses']}", str(r["invalid"]),
+                 f"{r['win_rate']:.3f} [{r['low']:.3f}, {r['high']:.3f}]",
+                 f"{r['length_controlled']:.3f}", f"{r['order_agreement']:.2f}"]
+                for name, r in j.rows.items()]
+        lines.append(table(rows, ["approach", "win/tie/loss", "invalid", "win rate [95%]",
+                                  "length-controlled", "order kept"]))
+    else:
+        rows = [[name, f"{r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}]", str(r["invalid"])]
+                for name, r in j.rows.items()]
+        lines.append(table(rows, ["answers", "mean grade (1-10) [95%]", "invalid"]))
+    lines.append(f"  probes: the reference preferred in {c.probe_pass:.0%} of {c.probes} "
+                 f"(needs {c.min_probe:.0%}): " + ", ".join(f"{k} {v:.0%}"
+                                                           for k, v in c.probe_by_kind.items()))
+    if c.gold_agreement is not None:
+        lines.append(f"  agreement with gold where one answer is right: {c.gold_agreement:.0%} "
+                     f"of {c.gold_pairs} pairs")
+    lines += [f"  {why}" for why in c.why]
+    lines.append(f"  judge cost: {j.cost_basis}"
+                 + (f" = ${j.cost_usd:,.4f}" if j.cost_usd is not None else ""))
+    return "\n".join(lines)
 
 
 def render_search(search: SearchResult) -> str:

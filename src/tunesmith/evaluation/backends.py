@@ -24,7 +24,7 @@ from tunesmith.data.packing import micro_batches
 from tunesmith.data.render import render, tokenize_example
 from tunesmith.endpoints import EndpointClient, is_endpoint, resolve_endpoint
 from tunesmith.endpoints.cache import ResponseCache
-from tunesmith.evaluation.scoring import answer_tokens, score_labels
+from tunesmith.evaluation.scoring import SearchStats, answer_tokens, score_labels, shared_prefix
 from tunesmith.generation import Generated, generate
 from tunesmith.heads import entities_from_tags, head_of, load_head_model, prompt_ids, word_ids
 from tunesmith.modeling import load_for_inference, run_final_dir
@@ -37,8 +37,9 @@ class LabelScores:
     scores: np.ndarray
     """(conversations, labels) log-scores; -inf where a label cannot win or was not seen."""
     prompt_tokens: list[int]
-    completion_tokens: list[int]
-    """Per conversation: answer tokens the scoring cost (the label's, or the one token asked)."""
+    completion_tokens: list[float]
+    """Per conversation: answer tokens the scoring ran (the label tree's tokens fed to the
+    model, on average; the one token asked of an endpoint)."""
     undecided: list[int] = field(default_factory=list)
     """Rows the scores cannot decide; the caller generates for these."""
     method: str = "label tree"
@@ -63,6 +64,17 @@ class Backend(Protocol):
                        answers: list[str]) -> float | None: ...
 
 
+@dataclass
+class Choice:
+    """A short answer naming a label (`EndpointBackend.choose`)."""
+
+    label: str | None
+    """Decided by the first token's log-probabilities; None: parse `text`."""
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class LocalBackend:
     """A model and tokenizer in this process."""
 
@@ -80,6 +92,11 @@ class LocalBackend:
         return [len(self.tokenizer(p, add_special_tokens=False)["input_ids"])
                 for p in self._render(conversations)]
 
+    def shared_prompt_tokens(self, conversations: list[list[dict]]) -> int:
+        """Tokens of the rendered prompt prefix every conversation shares."""
+        return shared_prefix([self.tokenizer(p, add_special_tokens=False)["input_ids"]
+                              for p in self._render(conversations)])
+
     def generate(self, conversations: list[list[dict]], max_new_tokens: int) -> list[Generated]:
         return generate(self.model, self.tokenizer, self._render(conversations), max_new_tokens,
                         self.batch_size)
@@ -89,13 +106,17 @@ class LocalBackend:
 
     def label_scores(self, conversations: list[list[dict]], labels: list[str], *,
                      offsets: np.ndarray | None = None, exhaustive: bool = False) -> LabelScores:
+        ran = SearchStats()
         scores = score_labels(self.model, self.tokenizer, self._render(conversations), labels,
-                              self.batch_size, prune=not exhaustive, stats=self.stats,
+                              self.batch_size, prune=not exhaustive, stats=ran,
                               offsets=offsets).numpy()
-        lengths = [len(answer_tokens(self.tokenizer, label)) for label in labels]
-        chosen = scores.argmax(-1)
+        if self.stats is not None:
+            self.stats.add(ran)
+        # What is priced is what ran: the label tree's tokens the search fed the model (on
+        # average per example), not only the winning label's.
+        tree_tokens = ran.nodes_run / max(ran.examples, 1)
         return LabelScores(scores, self.prompt_lengths(conversations),
-                           [lengths[j] for j in chosen])
+                           [tree_tokens] * len(conversations))
 
     def reference_loss(self, conversations: list[list[dict]], answers: list[str]) -> float:
         """Mean loss per answer token of `answers` given the conversations (teacher forcing)."""
@@ -188,6 +209,9 @@ class HeadBackend:
     def answer_room(self, labels: list[str]) -> int:
         return 0
 
+    def shared_prompt_tokens(self, conversations: list[list[dict]]) -> int:
+        return shared_prefix([prompt_ids(self.tokenizer, c) for c in conversations])
+
     def reference_loss(self, conversations: list[list[dict]], answers: list[str]) -> None:
         return None
 
@@ -248,6 +272,29 @@ class EndpointBackend:
 
     def reference_loss(self, conversations: list[list[dict]], answers: list[str]) -> None:
         return None  # chat endpoints do not score given answers
+
+    def choose(self, conversations: list[list[dict]], labels: list[str],
+               max_new_tokens: int = 8) -> list[Choice]:
+        """One request per conversation for a short answer that names one of `labels` (a
+        judge's verdict): the first token's log-probabilities decide where the endpoint
+        returns them and they are unambiguous; otherwise the text is kept for parsing."""
+        requests = [{"messages": c, "max_tokens": max_new_tokens, "temperature": 0,
+                     "seed": self.seed, "logprobs": True, "top_logprobs": self.TOP_LOGPROBS}
+                    for c in conversations]
+        out = []
+        for response in self.client.complete(requests):
+            usage = response.get("usage") or {}
+            choice = (response.get("choices") or [{}])[0]
+            text = (choice.get("message") or {}).get("content") or ""
+            top = _top_logprobs(response)
+            label = None
+            if top:
+                scores, ambiguous = first_token_scores(top, labels)
+                if not ambiguous and np.isfinite(scores).any():
+                    label = labels[int(scores.argmax())]
+            out.append(Choice(label, text, int(usage.get("prompt_tokens") or 0),
+                              int(usage.get("completion_tokens") or 0)))
+        return out
 
 
 def _top_logprobs(response: dict) -> list[tuple[str, float]]:

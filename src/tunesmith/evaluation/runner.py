@@ -8,6 +8,8 @@ configuration, and score it: the same code for a prompted base model and a fine-
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -40,7 +42,8 @@ class EvalResult:
     prompt_tokens: float
     """Mean prompt tokens per request (few-shot prompts are long)."""
     completion_tokens: float
-    """Mean answer tokens per request (the answer and its end-of-turn token)."""
+    """Mean answer tokens per request (the answer and its end-of-turn token; label scoring: the
+    label tree's tokens the search ran)."""
     predictions: list = field(default_factory=list)
     """Per example: the predicted label, entity list, or text."""
     gold: list = field(default_factory=list)
@@ -49,6 +52,12 @@ class EvalResult:
     prompt: dict = field(default_factory=dict)
     """The prompt configuration (`PromptConfig.to_dict()`)."""
     notes: list[str] = field(default_factory=list)
+    shared_prompt_tokens: float = 0.0
+    """Prompt tokens every request shares (instruction, fixed shots): what a prompt cache or a
+    prefix-caching engine reads once. Counted with the model's tokenizer where it is here;
+    for an endpoint, its share of the characters times the reported prompt tokens."""
+    shared_prompt_counted: bool = True
+    """False when `shared_prompt_tokens` is the character-share estimate."""
 
     @property
     def score(self) -> float:
@@ -96,9 +105,27 @@ def evaluate(
     n = len(examples)
     metrics["invalid_rate"] = predicted.invalid / n if n else 0.0
     default_name = f"{prompt.shots}-shot" if prompt.shots else "zero-shot"
+    mean_prompt = sum(predicted.prompt_tokens) / max(n, 1)
+    shared, counted = shared_prompt_tokens(backend, conversations, mean_prompt)
     return EvalResult(
         name or default_name, kind, prompt.shots, spec.task, getattr(backend, "name", ""),
         predicted.mode, n, metrics, predicted.invalid, seconds / max(n, 1),
         sum(predicted.prompt_tokens) / max(n, 1), sum(predicted.completion_tokens) / max(n, 1),
         predicted.values, gold, [e.prompt_key for e in examples], prompt.to_dict(),
-        predicted.notes)
+        predicted.notes, shared, counted)
+
+
+def shared_prompt_tokens(backend, conversations: list[list[dict]],
+                         mean_prompt_tokens: float) -> tuple[float, bool]:
+    """(tokens of the prompt prefix every conversation shares, counted exactly?). A backend
+    with a tokenizer counts them (`shared_prompt_tokens`); otherwise the shared share of the
+    conversations' characters times the mean prompt tokens. One conversation shares nothing."""
+    if len(conversations) < 2:
+        return 0.0, True
+    count = getattr(backend, "shared_prompt_tokens", None)
+    if count is not None:
+        return float(count(conversations)), True
+    texts = [json.dumps(c, ensure_ascii=False) for c in conversations]
+    common = len(os.path.commonprefix(texts))
+    mean_chars = sum(map(len, texts)) / len(texts)
+    return mean_prompt_tokens * common / max(mean_chars, 1), False

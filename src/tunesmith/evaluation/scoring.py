@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -106,6 +106,10 @@ class SearchStats:
     """Tokens through the model (prompt and tree passes, padding included)."""
     seconds: float = 0.0
     """Time inside forward passes."""
+
+    def add(self, other: SearchStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 def answer_tokens(tokenizer, label: str) -> list[int]:

@@ -13,11 +13,19 @@ Latency is still measured and shown beside the price.
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
 
 import torch
+
+from tunesmith.atomic import atomic_open
+from tunesmith.errors import UnusableInputError
+from tunesmith.pricing import Machine
 
 
 @dataclass(frozen=True)
@@ -73,3 +81,52 @@ def measure(model, *, batch: int = 16, prompt_tokens: int = 128, decode_steps: i
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def this_machine() -> Machine:
+    """What measurements here run on: the CUDA device when there is one, else the CPU cores."""
+    if torch.cuda.is_available():
+        return Machine("gpu", torch.cuda.get_device_name(0))
+    return Machine("cpu", "cpu", os.cpu_count() or 1)
+
+
+CAPACITY_FORMAT = "tunesmith-capacity/1"
+
+
+def save_capacity(path: Path, rates: Throughput, model: str, machine: str,
+                  here: Machine) -> None:
+    """A capacity file: `rates` measured here for `model`, to price machine type `machine`
+    elsewhere (`compare`/`cost --machine NAME --capacity FILE`)."""
+    doc = {"format": CAPACITY_FORMAT, "machine": machine, "model": model,
+           "measured_on": here.describe(), "date": date.today().isoformat(), **rates.to_dict()}
+    with atomic_open(path) as f:
+        f.write(json.dumps(doc, indent=1) + "\n")
+
+
+def load_capacity(path: str | Path, machine: str, model: str) -> Throughput:
+    """The rates in a capacity file, checked to be for `machine` and `model`.
+
+    Raises:
+        UnusableInputError: unreadable, not a capacity file, or for another machine or model.
+    """
+    try:
+        doc = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UnusableInputError(path, f"cannot read the capacity file: {e}") from e
+    if not isinstance(doc, dict) or doc.get("format") != CAPACITY_FORMAT:
+        raise UnusableInputError(path, "not a capacity file (write one with bench/capacity.py "
+                                 "on the machine it prices).")
+    if doc.get("machine") != machine:
+        raise UnusableInputError(path, f"measured for machine {doc.get('machine')!r}, not "
+                                 f"--machine {machine}.")
+    if Path(str(doc.get("model"))).name != Path(model).name:
+        raise UnusableInputError(path, f"measured for model {doc.get('model')!r}, not {model!r} "
+                                 "(a capacity holds for one model's size and architecture).")
+    try:
+        rates = Throughput(float(doc["prefill_tokens_per_s"]), float(doc["decode_tokens_per_s"]),
+                           int(doc["batch"]), int(doc["prompt_tokens"]), int(doc["decode_steps"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise UnusableInputError(path, f"field {e} missing or not a number.") from e
+    if not (rates.prefill_tokens_per_s > 0 and rates.decode_tokens_per_s > 0):
+        raise UnusableInputError(path, "rates must be positive tokens/s.")
+    return rates

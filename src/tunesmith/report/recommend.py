@@ -19,7 +19,7 @@ import numpy as np
 from tunesmith.cost import ApproachCost
 from tunesmith.data.taskfile import TaskSpec
 from tunesmith.evaluation.agreement import non_inferiority
-from tunesmith.evaluation.metrics import paired_bootstrap
+from tunesmith.evaluation.metrics import mean_sampler, paired_bootstrap
 from tunesmith.evaluation.runner import EvalResult
 from tunesmith.evaluation.tasks import get_task
 
@@ -86,41 +86,59 @@ def sampler(result: EvalResult, labels: list[str]) -> Callable[[np.ndarray], flo
 
 
 def recommend(results: list[EvalResult], costs: dict[str, ApproachCost], labels: list[str],
-              requests_per_month: int, seed: int = 0) -> Recommendation:
-    """Apply RULE to approaches evaluated on the same test examples."""
+              requests_per_month: int, seed: int = 0,
+              judged: dict[str, list[float]] | None = None,
+              judged_metric: str = "") -> Recommendation:
+    """Apply RULE to approaches evaluated on the same test examples.
+
+    Args:
+        judged: per approach, a trusted judge's per-input scores (win 1, tie 0.5, loss 0, or
+            grades), on the same inputs for every approach: they are the task metric then,
+            named `judged_metric`.
+    """
     task = get_task(results[0].task)
-    metric = task.metric_name
+    metric, key = task.metric_name, task.metric
+    score = {r.name: r.score for r in results}
+    samplers = {}
+    n = results[0].n
+    if judged:
+        metric, key = judged_metric, "judged"
+        score = {r.name: float(np.mean(judged[r.name])) for r in results}
+        samplers = {r.name: mean_sampler(judged[r.name]) for r in results}
+        n = len(next(iter(judged.values())))
+    else:
+        samplers = {r.name: sampler(r, labels) for r in results}
     rule = RULE.format(metric=metric, volume=requests_per_month)
-    best = max(results, key=lambda r: r.score)
-    samplers = {r.name: sampler(r, labels) for r in results}
+    best = max(results, key=lambda r: score[r.name])
+    best_score = score[best.name]
     comparisons = []
     for other in results:
         if other is best:
             continue
         ci = paired_bootstrap(lambda idx, o=other: (samplers[best.name](idx),
-                                                    samplers[o.name](idx)), best.n, seed=seed)
-        comparisons.append(Comparison(best.name, other.name, task.metric, ci["diff"], ci["low"],
-                                      ci["high"], best.n))
+                                                    samplers[o.name](idx)), n, seed=seed)
+        comparisons.append(Comparison(best.name, other.name, key, ci["diff"], ci["low"],
+                                      ci["high"], n))
     yearly = {name: c.first_year(requests_per_month) for name, c in costs.items()}
     if all(c.significant for c in comparisons):
         reason = (f"{best.name} has the best {metric} "
-                  f"({best.score:.3f}) and beats every other approach beyond the 95% interval.")
+                  f"({best_score:.3f}) and beats every other approach beyond the 95% interval.")
         return Recommendation(best.name, reason, rule, comparisons, yearly)
     tied = [best.name] + [c.other for c in comparisons if not c.significant]
     priced = [name for name in tied if name in costs and costs[name].known]
     unknown = [name for name in tied if name not in priced]
     if not priced:  # no tied approach has a price: quality alone decides
         reason = (f"{best.name} has the best {metric} "
-                  f"({best.score:.3f}); it does not beat {', '.join(tied[1:])} significantly, and "
+                  f"({best_score:.3f}); it does not beat {', '.join(tied[1:])} significantly, and "
                   "none of them has a known price to break the tie.")
         return Recommendation(best.name, reason, rule, comparisons, yearly)
     choice = min(priced, key=lambda name: yearly[name])
-    reason = (f"{best.name} has the best {metric} ({best.score:.3f}) "
+    reason = (f"{best.name} has the best {metric} ({best_score:.3f}) "
               f"but does not beat {', '.join(t for t in tied if t != best.name)} significantly; "
               f"among those, {choice} costs least over the first year "
               f"(${yearly[choice]:,.2f})"
               + (f" (price unknown, so not compared: {', '.join(unknown)})." if unknown else ".")
-              + power_words(comparisons, best.n))
+              + power_words(comparisons, n))
     return Recommendation(choice, reason, rule, comparisons, yearly)
 
 

@@ -78,11 +78,30 @@ def payback_rows(report: Report) -> list[list[str]]:
     return rows
 
 
+TABLE_VOLUMES = (1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
+"""Monthly volumes of the cost-against-volume table (the plot's span, a column per decade)."""
+
+
+def volume_header() -> list[str]:
+    return ["approach", "runs on"] + [f"$/month at {_volume(v)}" for v in TABLE_VOLUMES]
+
+
+def volume_rows(report: Report) -> list[list[str]]:
+    """Every approach's monthly cost as deployed at each of TABLE_VOLUMES (the one-off cost
+    spread over the first year), the numbers cost.png draws."""
+    rows = []
+    for r in report.results:
+        c = report.costs[r.name]
+        rows.append([r.name, c.where] + [money(c.first_year(v) / 12, 2) for v in TABLE_VOLUMES])
+    return rows
+
+
 def _volume(requests: float) -> str:
     """`~2.4k`, `~1.3M` requests: two figures are all a crossing of estimates is worth."""
     for unit, size in (("M", 1e6), ("k", 1e3)):
         if requests >= size:
-            return f"{requests / size:.2g}{unit}"
+            value = requests / size
+            return f"{value:.0f}{unit}" if value >= 10 else f"{value:.2g}{unit}"
     return f"{requests:.0f}"
 
 
@@ -340,7 +359,9 @@ def write_report(report: Report) -> None:
           f"Rule: {rec.rule}\n", "## Approaches on the test split\n", _md_table(header, rows),
           "\n" + _cost_words(report) + "\n",
           "## When fine-tuning pays back\n",
-          _md_table(payback_header(report), paybacks)]
+          _md_table(payback_header(report), paybacks),
+          "\n## Cost against volume (first year / 12: the one-off spread over it)\n",
+          _md_table(volume_header(), volume_rows(report))]
     for caption, rows_ in searches.values():
         md += ["\n## The prompt, chosen on the validation split\n", caption + "\n",
                _md_table(["stage", "configuration", "validation score", ""], rows_)]
@@ -452,6 +473,8 @@ training / {report.n_test} test examples · {html.escape(report.created)}</p>
 <p>{html.escape(_cost_words(report))}</p>
 <h2>When fine-tuning pays back</h2>
 {_html_table(payback_header(report), paybacks)}
+<h2>Cost against volume (first year / 12: the one-off spread over it)</h2>
+{_html_table(volume_header(), volume_rows(report))}
 {search_html}
 <h2>Differences to the best approach (95% paired bootstrap)</h2>
 {_html_table(["approach", "difference", "95% interval", "significant"], diffs)}

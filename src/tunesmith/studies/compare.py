@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import torch
-
 from tunesmith.atomic import atomic_open
 from tunesmith.audit.report import audit_file
 from tunesmith.config import (
@@ -43,13 +41,13 @@ from tunesmith.evaluation.agreement import agreement
 from tunesmith.evaluation.backends import LocalBackend, open_backend
 from tunesmith.evaluation.runner import EvalResult, evaluate
 from tunesmith.evaluation.tasks import get_task
-from tunesmith.evaluation.throughput import Throughput, measure
+from tunesmith.evaluation.throughput import Throughput, measure, this_machine
 from tunesmith.hparams import auto_epochs
 from tunesmith.modeling import DEFAULT_MODEL
 from tunesmith.outputs import check_not_input, claim_dir
 from tunesmith.pricing import load_prices
 from tunesmith.prompting.prompter import PromptConfig
-from tunesmith.report.costs import price_approaches
+from tunesmith.report.costs import machine_pricing, price_approaches
 from tunesmith.report.document import Report
 from tunesmith.report.recommend import Recommendation, recommend, recommend_match
 from tunesmith.report.render import write_report
@@ -173,7 +171,8 @@ def compare(cfg: CompareConfig) -> Report:
     """
     inputs = check_inputs(cfg)
     prices = load_prices(cfg.prices)
-    hardware = prices.hardware(torch.cuda.is_available())  # fails now, not after training
+    machine = machine_pricing(prices, cfg.deployment, cfg.model, this_machine())  # fails now
+    hardware = machine.hardware
     prompt_models = cfg.prompt_models or [cfg.model]
     endpoints = {spec: resolve_endpoint(spec, cfg.base_url, cfg.api_key_env).base_url
                  for spec in prompt_models if is_endpoint(spec)}  # misconfigured: fail now
@@ -206,7 +205,7 @@ def compare(cfg: CompareConfig) -> Report:
         results = [incumbent, *results]
     costs, openai_costs = price_approaches(results, prices, hardware, throughput,
                                            training=billing, endpoints=endpoints,
-                                           deployment=cfg.deployment)
+                                           deployment=cfg.deployment, machine=machine)
     replacing = None
     if incumbent is not None:
         rec, replacing = replacement(cfg, incumbent, candidates, costs, td.spec, reference,

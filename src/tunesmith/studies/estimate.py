@@ -2,8 +2,10 @@
 
     prompting rows    zero-shot and each --shots row, evaluated on a sample of the test split
                       (their tokens per request) and priced at the model's measured rates
-    the fine-tune     served from the zero-shot prompt at the base model's rates; its training
-                      time from a few measured LoRA steps x the tokens of auto epochs
+    the fine-tune     a measured one: `--run RUN` (a `train` folder) evaluated on the same
+                      sample, its training time from its own step records; or a probe (a few
+                      LoRA steps trained here, evaluated on the sample for its tokens; its
+                      training time the measured speed x the tokens of auto epochs)
     the reference     the same tokens at OpenAI's list prices
 """
 
@@ -16,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+import yaml
 
 from tunesmith.config import Shots, TrainConfig, parse_shots, shots_label
 from tunesmith.cost import ApproachCost, Deployment, crossings, plot_costs
@@ -24,17 +26,18 @@ from tunesmith.data.examples import Example
 from tunesmith.data.splits import load_task_data, read_valid
 from tunesmith.data.tokens import count_tokens
 from tunesmith.errors import UsageError
-from tunesmith.evaluation.backends import LocalBackend
-from tunesmith.evaluation.runner import evaluate
-from tunesmith.evaluation.throughput import measure
+from tunesmith.evaluation.backends import LocalBackend, open_backend
+from tunesmith.evaluation.runner import EvalResult, evaluate
+from tunesmith.evaluation.throughput import measure, this_machine
 from tunesmith.hparams import auto_batch_size, auto_epochs, billed_tokens
-from tunesmith.modeling import DEFAULT_MODEL, load_for_inference
+from tunesmith.modeling import DEFAULT_MODEL, load_for_inference, run_final_dir
 from tunesmith.outputs import check_not_input, check_parent
 from tunesmith.pricing import load_prices
 from tunesmith.prompting.prompter import PromptConfig
-from tunesmith.report.costs import price_approaches
+from tunesmith.report.costs import machine_pricing, price_approaches
 from tunesmith.studies.prompt_search import search_prompt
 from tunesmith.training import train
+from tunesmith.training.records import read_metrics, training_time
 
 SAMPLE = 32
 """Test examples timed per approach."""
@@ -57,6 +60,9 @@ class CostConfig:
     """Price table YAML (default: the shipped one)."""
     plot: str | None = field(default=None, metadata={"metavar": "PNG"})
     """Write the cost-vs-requests plot here."""
+    fine_tuned_run: str | None = field(default=None, metadata={"metavar": "RUN", "flag": "--run"})
+    """A `train` run folder of this data: the fine-tuned row is that model, measured (default:
+    a probe of a few LoRA steps trained here)."""
     deployment: Deployment = field(default_factory=Deployment)
     """How self-hosted rows are served and billed (`--deployment`, `--peak-to-average`, ...)."""
 
@@ -65,13 +71,17 @@ def estimate(cfg: CostConfig) -> dict:
     """Measure and price every approach; the `cost --json` document.
 
     Raises:
-        UsageError: a bad --plot path, --shots auto without a validation split.
+        UsageError: a bad --plot path, --shots auto without a validation split, a --run that
+            is not a finished run of --model.
     """
     if cfg.plot:
         check_parent(cfg.plot, "--plot")
         check_not_input([cfg.plot], [cfg.data], "--plot")
+    if cfg.fine_tuned_run:
+        _check_run(cfg)
     prices = load_prices(cfg.prices)
-    hardware = prices.hardware(torch.cuda.is_available())
+    machine = machine_pricing(prices, cfg.deployment, cfg.model, this_machine())
+    hardware = machine.hardware
     td = load_task_data(cfg.data)
     sample = td.test[:SAMPLE]
     model, tokenizer = load_for_inference(cfg.model)
@@ -88,17 +98,16 @@ def estimate(cfg: CostConfig) -> dict:
     rates = measure(model)
     del model, backend
     train_examples = td.train or td.test
-    tok_per_s = training_speed(cfg.model, train_examples)
-    counts = count_tokens([e.with_system(td.spec.system) for e in train_examples], tokenizer)
-    epochs = auto_epochs(len(train_examples))
-    billed = billed_tokens(counts.total, epochs)
-    train_seconds = sum(counts.total) * epochs / tok_per_s
-    # A fine-tuned model answers from the zero-shot prompt, at the base model's speed.
-    fine = dataclasses.replace(rows["zero-shot"], name="fine-tuned (lora)", kind="fine-tune")
+    with tempfile.TemporaryDirectory() as tmp:
+        fine, training = _fine_tuned_row(cfg, td.spec, sample, train_examples, tokenizer,
+                                         Path(tmp))
+    train_seconds, billed = training["estimated_seconds"], training["billed_tokens"]
     results = [*rows.values(), fine]
-    self_costs, reference = price_approaches(results, prices, hardware, {cfg.model: rates},
+    # A fine-tune has its base's architecture and size: the same rates.
+    self_costs, reference = price_approaches(results, prices, hardware,
+                                             {cfg.model: rates, fine.model: rates},
                                              training={fine.name: (train_seconds, billed)},
-                                             deployment=cfg.deployment)
+                                             deployment=cfg.deployment, machine=machine)
     costs: list[ApproachCost] = list(self_costs.values()) + [
         dataclasses.replace(c, name=f"{c.name} (OpenAI)") for c in reference.values()]
     volume = cfg.requests_per_month
@@ -107,15 +116,56 @@ def estimate(cfg: CostConfig) -> dict:
     if cfg.plot:
         plot_costs(costs, Path(cfg.plot), marker=cfg.requests_per_month)
     return {"approaches": [_row(c, volume) for c in costs],
-            "training": {"examples": len(train_examples), "epochs": epochs,
-                         "billed_tokens": billed, "measured_tokens_per_s": tok_per_s,
-                         "estimated_seconds": train_seconds,
-                         "tokens": sum(counts.total) * epochs},
+            "training": training, "machine": machine.note,
             "throughput": rates.to_dict(), "sample": len(sample),
             "best_prompt": best_prompt.name,
             "crossings": points, "requests_per_month": cfg.requests_per_month,
             "deployment": dataclasses.asdict(cfg.deployment),
             "prices_as_of": prices.as_of, "prices_source": prices.source}
+
+
+def _check_run(cfg: CostConfig) -> None:
+    """--run is a finished run of --model (checked before anything is loaded)."""
+    run = Path(cfg.fine_tuned_run)
+    if run_final_dir(str(run)) == str(run) or not (run / "metrics.jsonl").is_file():
+        raise UsageError(f"--run {run}: not a finished `tunesmith train` folder (it needs "
+                         "final/, config.yaml and metrics.jsonl).")
+    base = (yaml.safe_load((run / "config.yaml").read_text("utf-8")) or {}).get("model")
+    if base != cfg.model:
+        raise UsageError(f"--run {run} was trained from {base}, not --model {cfg.model}: "
+                         f"price it with --model {base}.")
+
+
+def _fine_tuned_row(cfg: CostConfig, spec, sample: list[Example], train_examples: list[Example],
+                    tokenizer, tmp: Path) -> tuple[EvalResult, dict]:
+    """The fine-tuned row, measured: `--run`'s model (its training time from its step records)
+    or a probe trained here (its training time the measured speed x auto epochs' tokens)."""
+    if cfg.fine_tuned_run:
+        run = Path(cfg.fine_tuned_run)
+        seconds, tokens = training_time(read_metrics(run / "metrics.jsonl"))
+        training = {"source": f"the run {run} (its step records)", "examples": None,
+                    "epochs": None, "billed_tokens": tokens, "tokens": tokens,
+                    "measured_tokens_per_s": tokens / seconds if seconds else None,
+                    "estimated_seconds": seconds}
+        name = f"fine-tuned ({run.name})"
+    else:
+        run = tmp / "probe"
+        tok_per_s = training_speed(cfg.model, train_examples, out=run)
+        counts = count_tokens([e.with_system(spec.system) for e in train_examples], tokenizer)
+        epochs = auto_epochs(len(train_examples))
+        training = {"source": "a probe of a few LoRA steps trained here",
+                    "examples": len(train_examples), "epochs": epochs,
+                    "billed_tokens": billed_tokens(counts.total, epochs),
+                    "tokens": sum(counts.total) * epochs, "measured_tokens_per_s": tok_per_s,
+                    "estimated_seconds": sum(counts.total) * epochs / tok_per_s}
+        name = "fine-tuned (lora, probe)"
+    backend = open_backend(str(run))
+    fine = evaluate(backend, sample, spec, kind="fine-tune", name=name)
+    if not cfg.fine_tuned_run:
+        fine.notes.append("serving tokens measured on a probe trained a few steps (its quality "
+                          "is not the point; pass --run RUN for a real fine-tune's)")
+    del backend
+    return fine, training
 
 
 PROMPTING_PASSES = 30
@@ -177,17 +227,18 @@ def _row(c: ApproachCost, volume: int) -> dict:
                 "machines": None if month is None else month.machines}
 
 
-def training_speed(model: str, examples: list[Example]) -> float:
-    """Real tokens/s of LoRA training here, measured on a few steps (the first one skipped)."""
+def training_speed(model: str, examples: list[Example], out: Path | None = None) -> float:
+    """Real tokens/s of LoRA training here, measured on a few steps (the first one skipped).
+    `out`: keep the probe's run folder there."""
     batch = auto_batch_size(len(examples))
     subset = examples[: batch * 4]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.jsonl"
         path.write_text("".join(json.dumps(e.to_chat()) + "\n" for e in subset))
-        train(TrainConfig(train_file=str(path), out=str(Path(tmp) / "run"), model=model,
+        run = out or Path(tmp) / "run"
+        train(TrainConfig(train_file=str(path), out=str(run), model=model,
                           epochs=1, batch_size=batch, quiet=True))
-        records = [json.loads(x) for x in
-                   (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines() if x]
+        records = read_metrics(run / "metrics.jsonl")
     steps = [r for r in records if "tokens_per_s" in r][1:] or \
         [r for r in records if "tokens_per_s" in r]
     return sum(r["tokens"] for r in steps) / sum(r["tokens"] / r["tokens_per_s"] for r in steps)

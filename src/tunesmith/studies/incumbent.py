@@ -24,7 +24,7 @@ from tunesmith.data.lines import read_lines
 from tunesmith.data.taskfile import TaskSpec
 from tunesmith.endpoints.spec import is_endpoint
 from tunesmith.errors import UnusableInputError, UsageError
-from tunesmith.evaluation.runner import EvalResult
+from tunesmith.evaluation.runner import EvalResult, shared_prompt_tokens
 from tunesmith.evaluation.tasks import get_task
 from tunesmith.shutdowns import base_of, load_shutdowns
 from tunesmith.studies.record import RecordConfig, prepare_recording, record
@@ -96,11 +96,17 @@ def incumbent_result(recorded: Recorded, test: list[Example], spec: TaskSpec) ->
     invalid = sum(bad for _, bad in parsed)
     metrics["invalid_rate"] = invalid / n if n else 0.0
     mean = (lambda xs: sum(xs) / len(xs) if xs else 0.0)
+    # The incumbent was asked with the test inputs as the team sends them (system + user).
+    asked = [[{"role": m.role, "content": m.content}
+              for m in e.messages[:max((i for i, m in enumerate(e.messages)
+                                        if m.role == "assistant"), default=len(e.messages))]]
+             for e in test]
+    shared, _ = shared_prompt_tokens(None, asked, mean(recorded.prompt_tokens))
     return EvalResult(
         f"incumbent ({recorded.model})", "incumbent", 0, spec.task, recorded.model, "generate", n,
         metrics, invalid, 0.0, mean(recorded.prompt_tokens), mean(recorded.completion_tokens),
         pred, gold, [e.prompt_key for e in test], {},
-        [f"recorded answers from {recorded.source}; latency not measured"])
+        [f"recorded answers from {recorded.source}; latency not measured"], shared, False)
 
 
 def days_left(model: str, shutdowns: str | None = None) -> dict:

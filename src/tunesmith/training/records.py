@@ -6,9 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 
 from tunesmith.atomic import atomic_open, write_text
+from tunesmith.errors import UnusableInputError
+
+log = logging.getLogger(__name__)
 
 RESULTS_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 """The columns of the results file OpenAI's fine-tuning jobs produce."""
@@ -25,11 +29,7 @@ class MetricsLog:
         self.path = path
         self.records: list[dict] = []
         if keep_until_step is not None and path.is_file():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    if record.get("step", 0) <= keep_until_step:
-                        self.records.append(record)
+            self.records = [r for r in read_metrics(path) if r.get("step", 0) <= keep_until_step]
         with atomic_open(path) as f:
             f.writelines(json.dumps(r) + "\n" for r in self.records)
 
@@ -101,6 +101,40 @@ def named(sums: list[float], prefix: str, stat_names: tuple[str, ...]) -> dict[s
     n = max(sums[1], 1)
     return {f"{prefix}_loss": sums[0] / n,
             **{f"{prefix}_{name}": value / n for name, value in zip(stat_names, sums[2:])}}
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a `metrics.jsonl`. A last line cut short (the run was killed while writing
+    it) is dropped with a warning; a broken line before the last is an error.
+
+    Raises:
+        UnusableInputError: a line other than the last is not a JSON object.
+    """
+    lines = path.read_text("utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            if number == len(lines):
+                log.warning("%s: line %d is cut short (a kill while it was written); dropped",
+                            path, number)
+                break
+            raise UnusableInputError(path, f"not a metrics record: {e}", line=number) from e
+        if not isinstance(record, dict):
+            raise UnusableInputError(path, "not a metrics record (a JSON object)", line=number)
+        records.append(record)
+    return records
+
+
+def training_time(records: list[dict]) -> tuple[float, int]:
+    """(seconds the optimizer steps took, tokens trained) from a run's step records, each with
+    its measured `tokens` and `tokens_per_s` (validation passes not counted)."""
+    steps = [r for r in records if r.get("tokens_per_s")]
+    return (sum(r["tokens"] / r["tokens_per_s"] for r in steps),
+            sum(int(r["tokens"]) for r in steps))
 
 
 def describe(measured: dict[str, float]) -> str:
