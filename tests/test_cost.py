@@ -8,11 +8,13 @@ import pytest
 from tunesmith.cost import (
     Deployment,
     break_even,
+    cheaper,
     crossings,
     deployed_month,
     endpoint,
     openai,
     self_hosted,
+    volume_grid,
 )
 from tunesmith.errors import UnusableInputError, UsageError
 from tunesmith.evaluation.runner import EvalResult
@@ -242,3 +244,17 @@ def test_a_machine_type_not_measured_has_no_price_until_its_capacity_is_given(tm
         with pytest.raises(UnusableInputError, match=says) as err:
             machine_pricing(prices, Deployment(machine=machine, capacity=str(path)), model, HERE)
         assert str(path) in str(err.value)
+
+
+def test_two_rows_of_nearly_the_same_capacity_do_not_cross_at_every_machine_step():
+    a = replace(self_hosted("zero-shot", "prompt", 0.0450, BOX), deployment=Deployment())
+    b = replace(self_hosted("ft", "fine-tune", 0.0440, BOX, training_seconds=100),
+                deployment=Deployment())
+    # their machine counts step at slightly different volumes: the exact difference changes
+    # sign at every step above ~10M a month, by less than CLOSE except where b has a machine
+    # fewer: no crossing, b cheaper there, equal elsewhere
+    grid = volume_grid()
+    flips = sum((a.first_year(x) < b.first_year(x)) != (a.first_year(y) < b.first_year(y))
+                for x, y in zip(grid, grid[1:]))
+    assert flips >= 4 and crossings(a, b) == []
+    assert {cheaper(a, b, v) for v in grid} == {0, 1}

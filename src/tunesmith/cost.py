@@ -340,26 +340,46 @@ def volume_grid(points: int = 101) -> list[float]:
     return [10 ** (lo + (hi - lo) * i / (points - 1)) for i in range(points)]
 
 
+CLOSE = 0.05
+"""First-year costs within this share of each other count as equal: two self-hosted rows of
+nearly the same capacity add machines at nearly the same volumes, and their curves would
+otherwise cross at every step."""
+
+
+def cheaper(a: ApproachCost, b: ApproachCost, requests_per_month: float) -> int:
+    """-1 when `a` costs less over the first year at this volume, +1 when `b` does, 0 when
+    they are within CLOSE of each other."""
+    x, y = a.first_year(requests_per_month), b.first_year(requests_per_month)
+    if abs(x - y) <= CLOSE * max(x, y):
+        return 0
+    return -1 if x < y else 1
+
+
 def crossings(a: ApproachCost, b: ApproachCost) -> list[dict]:
     """Monthly volumes (within VOLUMES) where the cheaper of `a` and `b` changes, first-year
-    cost (one-off + 12 months as deployed): [{"requests_per_month", "cheaper_above"}]; [] when
-    one is cheaper everywhere (or a price is unknown)."""
+    cost (one-off + 12 months as deployed): a change counts when one is cheaper by more than
+    CLOSE on each side of it, and is placed where the two are equal:
+    [{"requests_per_month", "cheaper_above"}]; [] when one is cheaper (or they are equal)
+    everywhere, or a price is unknown."""
     if not (a.known and b.known):
         return []
     grid = volume_grid()
-    diff = [a.first_year(v) - b.first_year(v) for v in grid]
     out = []
-    for (v0, d0), (v1, d1) in zip(zip(grid, diff), zip(grid[1:], diff[1:])):
-        if d0 == 0 or (d0 < 0) == (d1 < 0):
+    last, last_v = 0, grid[0]
+    for v in grid:
+        side = cheaper(a, b, v)
+        if side == 0:
             continue
-        lo, hi = v0, v1  # bisection on the volume (the curves step where machines are added)
-        for _ in range(40):
-            mid = math.sqrt(lo * hi)
-            if (a.first_year(mid) - b.first_year(mid) < 0) == (d0 < 0):
-                lo = mid
-            else:
-                hi = mid
-        out.append({"requests_per_month": hi, "cheaper_above": b.name if d0 < 0 else a.name})
+        if last and side != last:
+            lo, hi = last_v, v  # bisection, on the exact difference, for where they are equal
+            for _ in range(40):
+                mid = math.sqrt(lo * hi)
+                if (a.first_year(mid) > b.first_year(mid)) == (side > 0):
+                    hi = mid
+                else:
+                    lo = mid
+            out.append({"requests_per_month": hi, "cheaper_above": b.name if side > 0 else a.name})
+        last, last_v = side, v
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tunesmith.cli.eval import add_endpoint_args
+from tunesmith.cli.eval import add_endpoint_args, add_judge_args, judge_from_args
 from tunesmith.cli.fields import add_fields, config_from_args
 from tunesmith.cli.output import print_json, table
 from tunesmith.config import METHOD_HELP, EndpointOptions
@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        f"Approaches (--method): {METHOD_HELP}.")
     add_fields(p, CompareConfig, FIELDS)
     add_deployment_args(p)
+    add_judge_args(p)
     add_endpoint_args(p)
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
     p.set_defaults(run=run)
@@ -50,7 +51,8 @@ def deployment_from_args(args: argparse.Namespace) -> Deployment:
 def run(args: argparse.Namespace) -> int:
     report = compare(config_from_args(CompareConfig, args,
                                       FIELDS + list(EndpointOptions.ENDPOINT_FIELDS),
-                                      deployment=deployment_from_args(args)))
+                                      deployment=deployment_from_args(args),
+                                      judging=judge_from_args(args)))
     if args.json:
         print_json(report.to_dict())
     else:

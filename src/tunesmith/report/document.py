@@ -53,6 +53,8 @@ class Report:
     distillation: list = field(default_factory=list)
     """`compare --teacher`: each row trained on the teacher's answers against the row of its
     method trained on the gold ones."""
+    judge: dict | None = None
+    """`compare --judge`: `JudgeReport.to_dict()` (figures, checks, cost, shown pairs)."""
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
     @property
@@ -87,4 +89,5 @@ class Report:
             "curve": self.curve,
             "incumbent": self.incumbent,
             "distillation": self.distillation,
+            "judge": self.judge,
         }

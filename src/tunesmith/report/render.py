@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from tunesmith.atomic import write_text
-from tunesmith.cost import VOLUMES
+from tunesmith.cost import CLOSE, VOLUMES, cheaper, volume_grid
 from tunesmith.data.tasks import task_kind
 from tunesmith.report.document import Report
 from tunesmith.report.plots import plot_confusion, plot_per_type
@@ -66,9 +66,14 @@ def payback_rows(report: Report) -> list[list[str]]:
             if not (c.known and f.known):
                 when = "unknown (a model has no price; name it with --prices)"
             elif not points:
-                cheaper = fine.name if f.first_year(lo) <= c.first_year(lo) else name
-                when = (f"{'the fine-tune' if cheaper == fine.name else 'prompting'} costs less "
-                        f"at every volume from {lo:,.0f} to {hi:,.0f} requests/month")
+                sides = {cheaper(c, f, v) for v in volume_grid(41)} - {0}
+                if not sides:
+                    when = (f"within {CLOSE:.0%} of each other at every volume from {lo:,.0f} "
+                            f"to {hi:,.0f} requests/month")
+                else:
+                    who = "the fine-tune" if sides == {1} else "prompting"
+                    when = (f"{who} costs less (or within {CLOSE:.0%}) at every volume from "
+                            f"{lo:,.0f} to {hi:,.0f} requests/month")
             else:
                 when = "; ".join(f"{'the fine-tune' if p['cheaper_above'] == fine.name else 'prompting'}"
                                  f" costs less above ~{_volume(p['requests_per_month'])}/month"
@@ -280,8 +285,57 @@ def replacing_section(report: Report) -> Section | None:
         paragraphs, [(header, rows)]
 
 
+def judge_section(report: Report) -> Section | None:
+    """`## Judge` (compare --judge): the figures, the checks, the prompt, its cost, and pairs
+    with their verdicts in both orders."""
+    j = report.judge
+    if not j:
+        return None
+    c = j["checks"]
+    verdict = ("trusted: its win rates are the task metric of the recommendation"
+               if c["trusted"] else "NOT trusted: its verdicts are shown, but the "
+               "recommendation decides on the reference metrics")
+    words = [f"Judged by `{j['judge']}` ({j['mode']}) against {j['against']} on {j['n']} test "
+             f"inputs, every pair in both orders: {verdict}.",
+             f"Checks: the verdict kept when the answers swap places in "
+             + ("n/a (grading)" if c["order_agreement"] is None else
+                f"{c['order_agreement']:.0%} of pairs")
+             + f"; the reference preferred over a degraded copy in "
+             + (f"{c['probe_pass']:.0%}" if c["probe_pass"] is not None else "n/a")
+             + f" of {c['probes']} probes (needs {c['min_probe']:.0%}: "
+             + ", ".join(f"{k} {v:.0%}" for k, v in c["probe_by_kind"].items()) + ")"
+             + ("" if c["gold_agreement"] is None else
+                f"; agreement with gold where one answer is right {c['gold_agreement']:.0%} of "
+                f"{c['gold_pairs']} pairs") + ".",
+             *c["why"],
+             f"Cost: {j['cost_basis']}" + ("" if j["cost_usd"] is None else
+                                          f" = ${j['cost_usd']:,.4f}")
+             + f"; {j['invalid']} answers were no verdict; {j['seconds']:.0f} s.",
+             f"The judge's instructions: {j['system_prompt']}"]
+    if j["mode"] == "pairwise":
+        header = ["approach", "win / tie / loss", "invalid", "win rate (ties half)", "95% interval",
+                  "length-controlled", "order kept"]
+        rows = [[name, f"{r['wins']} / {r['ties']} / {r['losses']}", str(r["invalid"]),
+                 f"{r['win_rate']:.3f}", f"[{r['low']:.3f}, {r['high']:.3f}]",
+                 f"{r['length_controlled']:.3f}", f"{r['order_agreement']:.0%}"]
+                for name, r in j["rows"].items()]
+    else:
+        header = ["answers", "mean grade (1-10)", "95% interval", "invalid"]
+        rows = [[name, f"{r['mean']:.2f}", f"[{r['low']:.2f}, {r['high']:.2f}]", str(r["invalid"])]
+                for name, r in j["rows"].items()]
+    tables = [(header, rows)]
+    if j["examples"]:
+        tables.append((["approach", "input", "answer", "baseline", "answer first", "answer second",
+                        "outcome"],
+                       [[e["approach"], e["input"][:120], e["answer"][:160], e["baseline"][:160],
+                         str(e["verdict_answer_first"]), str(e["verdict_answer_second"]),
+                         e["outcome"]] for e in j["examples"]]))
+    return "Judge", words, tables
+
+
 def _sections(report: Report) -> list[Section]:
-    return [s for s in (audit_section(report), curve_section(report)) if s is not None]
+    return [s for s in (judge_section(report), audit_section(report), curve_section(report))
+            if s is not None]
 
 
 def _show(value) -> str:

@@ -24,6 +24,7 @@ from tunesmith.audit.report import audit_file
 from tunesmith.config import (
     SEARCH_EXAMPLES,
     EndpointOptions,
+    JudgeOptions,
     Shots,
     TrainConfig,
     parse_method,
@@ -58,6 +59,7 @@ from tunesmith.studies.incumbent import (
     incumbent_result,
     teacher_answers,
 )
+from tunesmith.studies.judging import check_judge_options, judge_results
 from tunesmith.studies.prompt_search import search_prompt
 from tunesmith.studies.tune import tune
 from tunesmith.training import train
@@ -142,6 +144,8 @@ class CompareConfig(EndpointOptions):
     """No progress bars."""
     deployment: Deployment = field(default_factory=Deployment)
     """How self-hosted rows are served and billed (`--deployment`, `--peak-to-average`, ...)."""
+    judging: JudgeOptions = field(default_factory=JudgeOptions)
+    """A judge of chat answers (`--judge`, `--judge-against`, ...)."""
 
     def __post_init__(self) -> None:
         if self.goal == "match-incumbent" and not self.incumbent:
@@ -206,12 +210,26 @@ def compare(cfg: CompareConfig) -> Report:
     costs, openai_costs = price_approaches(results, prices, hardware, throughput,
                                            training=billing, endpoints=endpoints,
                                            deployment=cfg.deployment, machine=machine)
+    judged = None
+    if cfg.judging.judge:
+        judged = judge_results(cfg.judging, results, inputs.test, td.spec, endpoint=cfg,
+                               prices=prices, seed=cfg.seed)
     replacing = None
     if incumbent is not None:
         rec, replacing = replacement(cfg, incumbent, candidates, costs, td.spec, reference,
                                      trainings)
+    elif judged is not None and judged.checks.trusted:
+        rec = recommend(candidates, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed,
+                        judged={r.name: judged.scores[r.name] for r in candidates},
+                        judged_metric=judged.metric)
+        rec.reason = f"Decided on the {judged.metric}. " + rec.reason
     else:
         rec = recommend(candidates, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
+        if judged is not None:
+            rec.reason += (f" The judge ({judged.judge}) is not trusted on this data ("
+                           + "; ".join(judged.checks.why[:2])
+                           + f"), so it does not decide: {get_task(td.spec.task).metric_name} "
+                           "does.")
     prompts = [r for r in results if r.kind == "prompt"]
     payback = {p.name: {f.name: crossings(costs[p.name], costs[f.name]) for f in tuned}
                for p in prompts}
@@ -220,7 +238,7 @@ def compare(cfg: CompareConfig) -> Report:
         len(inputs.train), results, costs, openai_costs, payback, rec, trainings,
         hardware.name, prices.as_of, out, {k: v.to_dict() for k, v in throughput.items()},
         searches, cfg.requests_per_month, audit, curve, replacing,
-        distillation(candidates, trainings))
+        distillation(candidates, trainings), judged.to_dict() if judged is not None else None)
     best = report.best_prompt
     marks = [{**m, "usd": costs[m["cheaper_above"]].first_year(m["requests_per_month"])}
              for per_fine in payback.values() for points in per_fine.values() for m in points]
@@ -309,6 +327,7 @@ def check_inputs(cfg: CompareConfig) -> CompareInputs:
                          "split); compare needs a `tunesmith data prepare` folder.")
     for method in cfg.methods:  # a wrong method fails now, not after the prompting arms
         parse_method(method).check_prepared(td.spec.task)
+    check_judge_options(cfg.judging, td.spec.task)
     val_path = td.folder / "validation.jsonl"
     validation = read_valid(val_path).examples if val_path.is_file() and \
         val_path.stat().st_size else []

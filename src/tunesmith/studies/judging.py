@@ -79,6 +79,8 @@ class JudgeReport:
     scores: dict[str, list[float]] = field(default_factory=dict, repr=False)
     """Per approach, per input: what the recommendation resamples (when trusted)."""
     seconds: float = 0.0
+    from_cache: int = 0
+    """Judge calls answered from the on-disk cache (an endpoint judge; a rerun asks nothing)."""
 
     @property
     def metric(self) -> str:
@@ -94,7 +96,7 @@ class JudgeReport:
                 "cost_usd": self.cost_usd, "cost_basis": self.cost_basis,
                 "system_prompt": self.system_prompt, "examples": self.examples,
                 "metric": self.metric, "trusted": self.checks.trusted,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "from_cache": self.from_cache}
 
 
 def context_of(example: Example) -> str:
@@ -172,11 +174,13 @@ def judge_results(opts: JudgeOptions, results: list[EvalResult], examples: list[
     checks = check(judged, kinds, won, opts.judge_min_probe, gold, opts.judge_mode)
     cost, basis = _judge_cost(opts.judge, judge, prices)
     examples_shown = _shown(judged, contexts, answers, baseline) if judged else []
+    client = getattr(backend, "client", None)
+    cached = client.cache.hits if client is not None and client.cache is not None else 0
     del backend
     return JudgeReport(opts.judge, opts.judge_mode, against, n, rows, checks, judge.calls.calls,
                        judge.calls.prompt_tokens, judge.calls.completion_tokens,
                        judge.calls.invalid, cost, basis, judge.system, examples_shown, scores,
-                       time.perf_counter() - started)
+                       time.perf_counter() - started, cached)
 
 
 def _judge_cost(spec: str, judge: Judge, prices: PriceTable | None) -> tuple[float | None, str]:
