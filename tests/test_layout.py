@@ -12,7 +12,8 @@ from tests.conftest import REPO
 
 DEFERRED = {("tunesmith.cli.serve", "tunesmith.serve.app"),
             ("tunesmith.cli.serve", "tunesmith.serve.deps"),
-            ("tunesmith.cli.serve", "tunesmith.serve.engine")}
+            ("tunesmith.cli.serve", "tunesmith.serve.engine"),
+            ("tunesmith.cli.serve", "tunesmith.serve.vllm")}
 """Own modules imported inside a function on purpose: the service needs the [serve] extra
 (FastAPI), which the rest of the command line must not."""
 

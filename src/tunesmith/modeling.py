@@ -330,10 +330,12 @@ def run_final_dir(spec: str) -> str:
 
 def load_for_inference(
     spec: str | None, *, device: str | None = None, home: Path | None = None,
+    fp32: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model and tokenizer ready for evaluation or serving: a run folder means its final/, LoRA
     adapters are merged into the weights (no adapter overhead per token), eval mode, and bf16 on
-    hardware where bf16 matmuls are fast.
+    hardware where bf16 matmuls are fast (`fp32`: never, e.g. to compare tokens with another
+    engine running in fp32).
 
     The dtype cast happens outside `torch.inference_mode()`: weights cast inside it stay
     inference tensors that oneDNN does not pre-pack, and run at fp32 speed (measured).
@@ -346,7 +348,7 @@ def load_for_inference(
     model = load_model(spec, home=home)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    if supports_bf16(target):
+    if supports_bf16(target) and not fp32:
         model = model.to(torch.bfloat16)
     model.to(target).eval()
     # Keep requires_grad on (inference runs under inference_mode/no_grad anyway). With it off,

@@ -43,7 +43,7 @@ class Server:
             [sys.executable, "-m", "tunesmith", "serve", "--port", str(self.port), "--home",
              str(self.home), "--keys", str(self.keys), "--model", str(self.model),
              *self.extra], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 90
+        deadline = time.time() + getattr(self, "start_timeout", 90)
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log()[-3000:]}")

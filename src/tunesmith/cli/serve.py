@@ -50,10 +50,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-loaded-adapters", type=types.positive_int, default=8,
                    help="LoRA adapters kept loaded; the least recently used idle one is "
                    "unloaded past this (default: %(default)s)")
-    p.add_argument("--engine", choices=("continuous", "static"), default="continuous",
+    p.add_argument("--engine", choices=("continuous", "static", "vllm"), default="continuous",
                    help="continuous: requests join and leave the running batch at every step, "
                    "adapters mixed; static: the earlier engine, a batch of one model runs "
-                   "until its longest answer ends (default: %(default)s)")
+                   "until its longest answer ends; vllm: a vLLM server answers (started "
+                   "here from `make setup-vllm`'s environment, or --vllm-url), the first --model "
+                   "its base, fine-tuned adapters loaded at runtime (default: %(default)s)")
+    p.add_argument("--vllm-url", metavar="URL",
+                   help="--engine vllm: a vLLM OpenAI-compatible server already running (up to "
+                   "its port; started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING)")
+    p.add_argument("--vllm-python", metavar="PATH",
+                   help="--engine vllm: the Python of vLLM's environment (default: "
+                   ".venv-vllm/bin/python, made by `make setup-vllm`)")
+    p.add_argument("--max-loras", type=types.positive_int, default=4,
+                   help="--engine vllm: adapters in one vLLM batch (default: %(default)s)")
+    p.add_argument("--max-cpu-loras", type=types.positive_int, default=8,
+                   help="--engine vllm: adapters kept loaded in vLLM; the least recently used "
+                   "is unloaded past this (default: %(default)s)")
     p.add_argument("--default-max-tokens", type=types.positive_int, default=512,
                    help="answer tokens for a chat request that sets no max_tokens "
                    "(default: %(default)s)")
@@ -84,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from tunesmith.serve.app import create_app
     from tunesmith.serve.deps import ServeSettings, read_keys
     from tunesmith.serve.engine import Engine
+    from tunesmith.serve.vllm import start_vllm
 
     home = check_parent(Path(args.home).expanduser(), "--home").resolve()
     if home.exists() and not home.is_dir():
@@ -108,10 +122,15 @@ def run(args: argparse.Namespace) -> int:
                              docs=args.docs if args.docs is not None else keys is None)
     database = database_url(args.database, home)
     store = open_store(database)
+    vllm = None
+    if args.engine == "vllm":
+        vllm = start_vllm(models[0], home, url=args.vllm_url, python=args.vllm_python,
+                          max_loras=args.max_loras, max_cpu_loras=args.max_cpu_loras)
     app = create_app(settings, store, Engine(
         max_batch=args.max_batch, continuous=args.engine == "continuous",
         max_adapters=args.max_loaded_adapters, max_batch_tokens=args.max_batch_tokens,
         max_queue=args.max_queue))
+    app.state.vllm = vllm
     log = logging.getLogger("tunesmith.serve")
     if keys is None:
         log.warning("no --keys file: every request is accepted, as project 'default'")

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
          404: "invalid_request_error", 409: "invalid_request_error", 413: "invalid_request_error",
-         500: "server_error"}
+         500: "server_error", 502: "server_error", 503: "server_error"}
 
 
 class APIError(Exception):

@@ -32,10 +32,10 @@ from tunesmith.config import (
     parse_shots,
     shots_label,
 )
-from tunesmith.cost import Deployment, crossings, plot_costs
+from tunesmith.cost import ApproachCost, Deployment, crossings, plot_costs
 from tunesmith.data.examples import Example
 from tunesmith.data.splits import TaskData, load_task_data, read_valid
-from tunesmith.data.taskfile import write_task
+from tunesmith.data.taskfile import TaskSpec, write_task
 from tunesmith.endpoints.spec import is_endpoint, resolve_endpoint
 from tunesmith.errors import UsageError
 from tunesmith.evaluation.agreement import agreement
@@ -59,7 +59,7 @@ from tunesmith.studies.incumbent import (
     incumbent_result,
     teacher_answers,
 )
-from tunesmith.studies.judging import check_judge_options, judge_results
+from tunesmith.studies.judging import JudgeReport, check_judge_options, judge_results
 from tunesmith.studies.prompt_search import search_prompt
 from tunesmith.studies.tune import tune
 from tunesmith.training import train
@@ -218,18 +218,8 @@ def compare(cfg: CompareConfig) -> Report:
     if incumbent is not None:
         rec, replacing = replacement(cfg, incumbent, candidates, costs, td.spec, reference,
                                      trainings)
-    elif judged is not None and judged.checks.trusted:
-        rec = recommend(candidates, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed,
-                        judged={r.name: judged.scores[r.name] for r in candidates},
-                        judged_metric=judged.metric)
-        rec.reason = f"Decided on the {judged.metric}. " + rec.reason
     else:
-        rec = recommend(candidates, costs, td.spec.labels, cfg.requests_per_month, seed=cfg.seed)
-        if judged is not None:
-            rec.reason += (f" The judge ({judged.judge}) is not trusted on this data ("
-                           + "; ".join(judged.checks.why[:2])
-                           + f"), so it does not decide: {get_task(td.spec.task).metric_name} "
-                           "does.")
+        rec = judged_recommendation(cfg, candidates, costs, td.spec, judged)
     prompts = [r for r in results if r.kind == "prompt"]
     payback = {p.name: {f.name: crossings(costs[p.name], costs[f.name]) for f in tuned}
                for p in prompts}
@@ -306,6 +296,25 @@ def serving(choice: str, candidates: list[EvalResult], trainings: dict) -> list[
                 f"{row.name} prompt (report.json: prompt_searches)"]
     return [f"tunesmith serve --model {row.model} --keys keys.txt --port 8000",
             f"prompt it as the {row.name} row does (report.json: approaches[].prompt)"]
+
+
+def judged_recommendation(cfg: CompareConfig, candidates: list[EvalResult],
+                          costs: dict[str, ApproachCost], spec: TaskSpec,
+                          judged: JudgeReport | None) -> Recommendation:
+    """The rule on the judged win rate when a trusted judge ran, else on the task metric (and
+    the reason says why the judge did not decide)."""
+    if judged is not None and judged.checks.trusted:
+        rec = recommend(candidates, costs, spec.labels, cfg.requests_per_month, seed=cfg.seed,
+                        judged={r.name: judged.scores[r.name] for r in candidates},
+                        judged_metric=judged.metric)
+        rec.reason = f"Decided on the {judged.metric}. " + rec.reason
+        return rec
+    rec = recommend(candidates, costs, spec.labels, cfg.requests_per_month, seed=cfg.seed)
+    if judged is not None:
+        rec.reason += (f" The judge ({judged.judge}) is not trusted on this data ("
+                       + "; ".join(judged.checks.why[:2])
+                       + f"), so it does not decide: {get_task(spec.task).metric_name} does.")
+    return rec
 
 
 def check_inputs(cfg: CompareConfig) -> CompareInputs:

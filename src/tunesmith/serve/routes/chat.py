@@ -11,6 +11,7 @@ from tunesmith.serve import objects
 from tunesmith.serve.chat import Busy, start_chat
 from tunesmith.serve.deps import EngineDep, ProjectDep, SettingsDep, StoreDep
 from tunesmith.serve.schemas import ChatCompletionCreate
+from tunesmith.serve.vllm import relay_chat
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
@@ -19,6 +20,12 @@ router = APIRouter(prefix="/v1/chat", tags=["chat"])
     "text/event-stream": {"schema": {"type": "string"}}}}})
 async def chat_completions(body: ChatCompletionCreate, request: Request, settings: SettingsDep,
                            store: StoreDep, engine: EngineDep, project: ProjectDep):
+    vllm = getattr(request.app.state, "vllm", None)
+    if vllm is not None:  # serve --engine vllm: vLLM answers, tunesmith checks and maps
+        answer = await relay_chat(body, settings, store, vllm, project)
+        if body.stream:
+            return StreamingResponse(answer, media_type="text/event-stream")
+        return answer
     try:
         call = await start_chat(body, settings, store, engine, project)
     except Busy as busy:
