@@ -165,3 +165,19 @@ def test_an_unreachable_judge_is_a_clear_error(tmp_path, tiny_model_dir, capsys,
     err = capsys.readouterr().err
     assert code == 2 and "127.0.0.1:9" in err and "Traceback" not in err
     assert "sk-nothing" not in err
+
+
+def test_absolute_grading_scores_each_answer_alone_and_probes_the_same_way(monkeypatch):
+    def grader(body):  # 9 for this input's reference, 3 for anything else
+        text = body["messages"][-1]["content"]
+        unit = int(re.search(r"in unit (\d+)\?", text).group(1))
+        answer = re.search(r"\[Answer\]\n(.*?)\n\nRating", text, re.DOTALL).group(1)
+        return "[[9]]" if answer == REFERENCES[unit] else "Rating: 3/10"
+
+    worse = [r.split(".")[0] + "." for r in REFERENCES]
+    with ScriptedServer(grader) as server:
+        report = judged(server, monkeypatch, [row("zero-shot", worse)], judge_mode="score")
+    assert report.rows["zero-shot"]["mean"] == 3.0
+    assert report.rows["reference answers"]["mean"] == 9.0
+    assert report.checks.probe_pass == 1.0 and report.checks.trusted
+    assert report.scores["zero-shot"] == [3.0] * 12 and "1 (useless) to 10" in report.system_prompt

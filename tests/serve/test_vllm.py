@@ -34,8 +34,8 @@ def served(tmp_path_factory, service_data):
     server.start_timeout = 600
     server.start()
     client = server.client()
-    train = client.files.create(file=open(service_data / "train.jsonl", "rb"),
-                                purpose="fine-tune")
+    with open(service_data / "train.jsonl", "rb") as f:
+        train = client.files.create(file=f, purpose="fine-tune")
     job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id, suffix="routes",
                                          seed=0, method={"type": "supervised", "supervised": {
                                              "hyperparameters": {"n_epochs": 2}}})
@@ -44,6 +44,13 @@ def served(tmp_path_factory, service_data):
     assert job.status == "succeeded", server.log()[-3000:]
     yield server, client, job
     server.stop()
+    # vLLM goes with the server: nothing left holding the machine's memory
+    assert wait_for(lambda: not _vllm_pids(), timeout=60), _vllm_pids()
+
+
+def _vllm_pids() -> list[str]:
+    return subprocess.run(["pgrep", "-f", "vllm.entrypoints.openai.api_server"],
+                          capture_output=True, text=True, check=False).stdout.split()
 
 
 def test_the_adapter_answers_through_vllm_with_tunesmiths_own_tokens(served):
@@ -80,8 +87,7 @@ def test_another_project_cannot_reach_the_adapter_and_streams_work(served):
 
 def test_vllm_killed_mid_request_fails_cleanly_then_comes_back(served):
     server, client, job = served
-    pids = subprocess.run(["pgrep", "-f", "vllm.entrypoints.openai.api_server"],
-                          capture_output=True, text=True).stdout.split()
+    pids = _vllm_pids()
     assert pids
 
     def kill_soon():

@@ -81,7 +81,7 @@ def engine_for(fake, tmp_path, own=None, max_cpu_loras=2):
 
 
 def test_adapters_load_under_their_own_names_and_the_least_recent_is_unloaded(fake, tmp_path):
-    own = lambda adapter, prompts, n: [f"{adapter_name(adapter)} says hi"] * len(prompts)  # noqa: E731
+    own = lambda adapter, prompts, n: [f"{adapter_name(adapter)} says hi"] * len(prompts)
 
     async def go():
         engine = engine_for(fake, tmp_path, own)
@@ -104,7 +104,7 @@ def test_adapters_load_under_their_own_names_and_the_least_recent_is_unloaded(fa
 
 def test_an_adapter_served_as_the_base_model_is_caught_by_the_probe(tmp_path):
     fake = FakeVllm(ignore_adapters=True)  # vLLM silently answering with the base model
-    own = lambda adapter, prompts, n: ["the adapter's own answer"] * len(prompts)  # noqa: E731
+    own = lambda adapter, prompts, n: ["the adapter's own answer"] * len(prompts)
 
     async def go():
         engine = engine_for(fake, tmp_path, own)

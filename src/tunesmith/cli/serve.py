@@ -144,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         listener.close()
         pool.stop()
+        if vllm is not None:
+            vllm.server.stop()
     return 0
 
 

@@ -72,6 +72,18 @@ def vllm_python(given: str | None) -> str:
                      "--vllm-url URL of a vLLM server already running.")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when tunesmith dies, even by SIGKILL, so no
+    vLLM is left holding the machine's memory (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: stop() still ends it on a normal exit
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,7 +143,8 @@ class VllmServer:
                "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib)}
         out = self.log_path.open("a")
         self._proc = subprocess.Popen(self.command(port), stdout=out, stderr=subprocess.STDOUT,
-                                      env=env, start_new_session=True)
+                                      env=env, start_new_session=True,
+                                      preexec_fn=_die_with_parent)
         self.generation += 1
         log.info("vLLM starting (pid %d) on 127.0.0.1:%d; log %s", self._proc.pid, port,
                  self.log_path)
