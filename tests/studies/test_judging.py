@@ -75,3 +75,45 @@ def test_a_live_tunesmith_serve_judges_eval_answers_and_a_rerun_asks_nothing(
     assert row["invalid"] == 3 or first["invalid"] < first["calls"]
     assert again["from_cache"] == again["calls"] and again["rows"] == first["rows"]
     assert "run here" not in first["cost_basis"] and "price unknown" in first["cost_basis"]
+
+
+def test_curve_with_a_judge_that_fails_its_checks_stays_on_token_f1(tmp_path, tiny_model_dir,
+                                                                    capsys, monkeypatch):
+    data = chat_data(tmp_path)
+    with ScriptedServer(lambda body: "B") as judge:
+        monkeypatch.setenv("JUDGE_KEY", judge.key)
+        assert main(["curve", "--data", str(data), "--model", str(tiny_model_dir), "--sizes",
+                     "8,12", "--shots", "0", "--judge", "openai:scripted", "--base-url",
+                     judge.url, "--api-key-env", "JUDGE_KEY", "--out", str(tmp_path / "c"),
+                     "--quiet", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["metric"] == "token_f1" and not doc["judge"]["trusted"]
+    assert "not trusted" in doc["judge"]["note"] and len(doc["points"]) == 2
+    # both sizes and the prompting band were judged, in both orders
+    assert judge.received >= 2 * 3 * 3
+
+
+def test_compare_with_a_trusted_judge_decides_on_its_win_rate(tmp_path, tiny_model_dir, capsys,
+                                                              monkeypatch):
+    import re
+
+    def oracle(body):  # prefers this input's reference answer, in either position
+        text = body["messages"][-1]["content"]
+        kind = re.search(r"about my (\w+)", text).group(1)
+        a = re.search(r"\[Answer A\]\n(.*?)\n\n\[Answer B\]", text, re.DOTALL).group(1)
+        b = re.search(r"\[Answer B\]\n(.*?)\n\nWhich answer", text, re.DOTALL).group(1)
+        right = ANSWERS[kind]
+        return "A" if a == right != b else "B" if b == right != a else "tie"
+
+    data = chat_data(tmp_path)
+    with ScriptedServer(oracle) as judge:
+        monkeypatch.setenv("JUDGE_KEY", judge.key)
+        assert main(["compare", "--data", str(data), "--model", str(tiny_model_dir), "--shots",
+                     "0", "--epochs", "1", "--no-audit", "--judge", "openai:scripted",
+                     "--base-url", judge.url, "--api-key-env", "JUDGE_KEY", "--judge-min-probe",
+                     "0.6", "--out", str(tmp_path / "report"), "--quiet", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["judge"]["trusted"], doc["judge"]["checks"]["why"]
+    reason = doc["recommendation"]["reason"]
+    assert reason.startswith("Decided on the judged win rate against the reference answers")
+    assert all(c["metric"] == "judged" for c in doc["recommendation"]["comparisons"])

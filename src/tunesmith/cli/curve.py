@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tunesmith.cli.eval import add_endpoint_args, add_judge_args, judge_from_args
 from tunesmith.cli.fields import add_fields, config_from_args
 from tunesmith.cli.output import print_json, table
-from tunesmith.config import METHOD_HELP
+from tunesmith.config import METHOD_HELP, EndpointOptions
 from tunesmith.report.render import curve_sentences
 from tunesmith.studies.curve import CurveConfig, run_curve
 
@@ -25,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and from how many fine-tuning beats prompting. Writes curve.json and curve.png. "
         f"Approaches (--method): {METHOD_HELP}.")
     add_fields(p, CurveConfig, FIELDS)
+    add_judge_args(p)
+    add_endpoint_args(p)
     p.add_argument("--json", action="store_true", help="print curve.json on stdout")
     p.set_defaults(run=run)
 
@@ -34,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
         if not (args.quiet or args.json):
             print(message, file=sys.stderr, flush=True)
 
-    doc = run_curve(config_from_args(CurveConfig, args, FIELDS), say=say)
+    endpoint = config_from_args(EndpointOptions, args, list(EndpointOptions.ENDPOINT_FIELDS))
+    doc = run_curve(config_from_args(CurveConfig, args, FIELDS, judging=judge_from_args(args),
+                                     endpoint=endpoint), say=say)
     if args.json:
         print_json(doc)
     else:
@@ -51,5 +56,9 @@ def render_curve(doc: dict) -> str:
         lines.append(f"  prompting {band['name']}: {band['metric']:.3f} "
                      f"[{band['low']:.3f}, {band['high']:.3f}]")
     lines += curve_sentences(doc)
+    judge = doc.get("judge")
+    if judge:
+        lines.append(f"judge {judge['judge']}: " + ("trusted; the curve is its win rate"
+                                                    if judge["trusted"] else judge["note"]))
     lines.append(f"\nWrote {doc['out']}/curve.json and curve.png")
     return "\n".join(lines)

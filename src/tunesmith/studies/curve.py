@@ -16,14 +16,23 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from tunesmith.atomic import atomic_open
-from tunesmith.config import MethodName, Shots, TrainConfig, parse_method, parse_shots, shots_label
+from tunesmith.config import (
+    EndpointOptions,
+    JudgeOptions,
+    MethodName,
+    Shots,
+    TrainConfig,
+    parse_method,
+    parse_shots,
+    shots_label,
+)
 from tunesmith.data.examples import Example
 from tunesmith.data.splits import TaskData, load_task_data, read_valid
 from tunesmith.data.subsets import MIN_SIZE, auto_sizes, nested_order
@@ -40,6 +49,7 @@ from tunesmith.prompting.prompter import PromptConfig
 from tunesmith.report.plots import plot_curve
 from tunesmith.report.recommend import sampler
 from tunesmith.studies.curve_fit import HORIZON, Fit, backtest, fit_curve, needed_interval
+from tunesmith.studies.judging import JudgeReport, check_judge_options, judge_results
 from tunesmith.studies.prompt_search import search_prompt
 from tunesmith.training import train
 
@@ -102,6 +112,11 @@ class CurveConfig:
     """Classification: label log-likelihood or generate-and-parse."""
     quiet: bool = False
     """No progress lines."""
+    judging: JudgeOptions = field(default_factory=JudgeOptions)
+    """Chat tasks: a judge's win rate as the curve's metric (`--judge`, ...), when the judge
+    passes its checks."""
+    endpoint: EndpointOptions = field(default_factory=EndpointOptions)
+    """How the judge's endpoint is reached (`--base-url`, `--api-key-env`, ...)."""
 
 
 @dataclass
@@ -173,6 +188,7 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
     """
     td = load_task_data(cfg.data)
     parse_method(cfg.method).check_prepared(td.spec.task)
+    check_judge_options(cfg.judging, td.spec.task)
     if not td.test:
         raise UsageError(f"--data {cfg.data}: no test split (test.jsonl) to measure the curve "
                          "on.")
@@ -205,7 +221,31 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
         + (f" (budget {cfg.budget_minutes:g} min)" if cfg.budget_minutes else ""))
 
     # ---- one fine-tune per size -------------------------------------------------------------
+    points, judgements, skipped = measure_sizes(cfg, td, test, order, sizes, estimate,
+                                                per_example, eval_seconds, out, say)
+
+    bands, judged = None, None
+    if cfg.judging.judge:
+        points, bands, metric_name, judged = judged_curve(cfg, td, test, prompts, points,
+                                                          judgements, metric_name)
+    doc = summarize(points, prompts, labels, metric_name, cfg, skipped, len(td.train), out,
+                    bands)
+    doc["judge"] = judged
+    plot_curve(doc, out / "curve.png", fitted_line(doc))
+    with atomic_open(out / "curve.json") as f:
+        json.dump(doc, f, indent=2)
+    return doc
+
+
+def measure_sizes(cfg: CurveConfig, td: TaskData, test: list[Example], order: list[int],
+                  sizes: list[int], estimate: list[float], per_example: float,
+                  eval_seconds: float, out: Path, say: Callable[[str], None],
+                  ) -> tuple[list[CurvePoint], list[JudgeReport], list[int]]:
+    """Fine-tune and measure each size in turn (judged too with --judge), stopping before a
+    size that would pass the budget: the points, the judge's reports, the sizes skipped."""
+    metric_name = task_kind(td.spec.task).metric
     points: list[CurvePoint] = []
+    judgements: list[JudgeReport] = []
     skipped: list[int] = []
     started = time.perf_counter()
     seconds_per_token: float | None = None
@@ -219,18 +259,17 @@ def run_curve(cfg: CurveConfig, *, prompts: list[EvalResult] | None = None,
                 f"{cfg.budget_minutes:g}-min budget ({used:.1f} min used)")
             break
         say(f"fine-tuning on {n:,} examples ({cfg.method})")
-        point, trained_tokens = fine_tune_size(cfg, td, test, [td.train[i] for i in order[:n]],
-                                               out)
+        point, trained_tokens, result = fine_tune_size(cfg, td, test,
+                                                       [td.train[i] for i in order[:n]], out)
+        if cfg.judging.judge:
+            judgements.append(judge_results(cfg.judging, [result], test, td.spec,
+                                            endpoint=cfg.endpoint, seed=cfg.seed))
         seconds_per_token = point.seconds / max(trained_tokens, 1)
         points.append(point)
         say(f"  {n:,} examples: {metric_name} {point.metric:.3f} [{point.low:.3f}, "
             f"{point.high:.3f}] ({point.seconds / 60:.1f} min training)")
 
-    doc = summarize(points, prompts, labels, metric_name, cfg, skipped, len(td.train), out)
-    plot_curve(doc, out / "curve.png", fitted_line(doc))
-    with atomic_open(out / "curve.json") as f:
-        json.dump(doc, f, indent=2)
-    return doc
+    return points, judgements, skipped
 
 
 def fine_tune_size(cfg: CurveConfig, td: TaskData, test: list[Example], subset: list[Example],
@@ -259,7 +298,36 @@ def fine_tune_size(cfg: CurveConfig, td: TaskData, test: list[Example], subset: 
     del backend
     gc.collect()
     low, high = interval(result, td.spec.labels, seed=cfg.seed)
-    return CurvePoint(n, result.score, low, high, str(run_dir), seconds, epochs), trained_tokens
+    return (CurvePoint(n, result.score, low, high, str(run_dir), seconds, epochs),
+            trained_tokens, result)
+
+
+def judged_curve(cfg: CurveConfig, td: TaskData, test: list[Example], prompts: list[EvalResult],
+                 points: list[CurvePoint], judgements: list[JudgeReport], metric_name: str):
+    """The judge's win rates as the curve (points and prompting bands) when it passed its
+    checks at every size; else the task metric's, and why. Returns (points, bands or None,
+    metric name, the judge's summary for curve.json)."""
+    bands_judged = judge_results(cfg.judging, prompts, test, td.spec, endpoint=cfg.endpoint,
+                                 seed=cfg.seed) if prompts else None
+    reports = judgements + ([bands_judged] if bands_judged else [])
+    why = [w for r in reports for w in r.checks.why]
+    trusted = bool(reports) and all(r.checks.trusted for r in reports)
+    summary = {"judge": cfg.judging.judge, "mode": cfg.judging.judge_mode,
+               "trusted": trusted, "why": why[:3],
+               "checks": reports[-1].checks.to_dict() if reports else None}
+    if not trusted:
+        summary["note"] = (f"the judge is not trusted on this data ({'; '.join(why[:2])}): "
+                           f"the curve is drawn on {metric_name}")
+        return points, None, metric_name, summary
+    key = "win_rate" if cfg.judging.judge_mode == "pairwise" else "mean"
+    judged_points = []
+    for point, report in zip(points, judgements):
+        row = next(iter(report.rows.values()))
+        judged_points.append(replace(point, metric=row[key], low=row["low"], high=row["high"]))
+    bands = {name: (row[key], row["low"], row["high"])
+             for name, row in (bands_judged.rows.items() if bands_judged else [])}
+    return judged_points, bands, judgements[0].metric.replace(" (by", " of the fine-tune (by"), \
+        summary
 
 
 def prompting_bands(cfg: CurveConfig, td: TaskData, test: list[Example],
@@ -299,11 +367,15 @@ def prompting_bands(cfg: CurveConfig, td: TaskData, test: list[Example],
 
 def summarize(points: list[CurvePoint], prompts: list[EvalResult], labels: list[str],
               metric_name: str, cfg: CurveConfig, skipped: list[int], n_train: int,
-              out: Path) -> dict:
+              out: Path, judged_bands: dict[str, tuple[float, float, float]] | None = None
+              ) -> dict:
     bands = []
     for p in prompts:
-        low, high = interval(p, labels, seed=cfg.seed)
-        bands.append({"name": p.name, "metric": round(p.score, 4), "low": round(low, 4),
+        if judged_bands is not None and p.name in judged_bands:
+            score, low, high = judged_bands[p.name]
+        else:
+            score, (low, high) = p.score, interval(p, labels, seed=cfg.seed)
+        bands.append({"name": p.name, "metric": round(score, 4), "low": round(low, 4),
                       "high": round(high, 4)})
     doc: dict = {"data": cfg.data, "model": cfg.model, "method": cfg.method,
                  "metric": metric_name, "training_examples": n_train,
