@@ -4,6 +4,8 @@ checks)."""
 
 import json
 
+import pytest
+
 from tests.endpoints.scripted import ScriptedServer
 from tests.serve.conftest import Server
 from tunesmith.cli import main
@@ -77,6 +79,7 @@ def test_a_live_tunesmith_serve_judges_eval_answers_and_a_rerun_asks_nothing(
     assert "run here" not in first["cost_basis"] and "price unknown" in first["cost_basis"]
 
 
+@pytest.mark.slow  # an integration run: two fine-tunes and their judging (make test-slow)
 def test_curve_with_a_judge_that_fails_its_checks_stays_on_token_f1(tmp_path, tiny_model_dir,
                                                                     capsys, monkeypatch):
     data = chat_data(tmp_path)
