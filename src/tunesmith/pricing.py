@@ -125,13 +125,17 @@ class PriceTable:
         at base-model prices. None when the table does not know it (never a guess)."""
         if name in self.endpoints:
             return self.endpoints[name]
-        snapshots = [k for k in self.openai if k == name or
-                     (k.startswith(name + "-") and k[len(name) + 1:][:4].isdigit())]
-        if len(snapshots) != 1:
+        row = self.openai_entry(name)
+        if row is None:
             return None
-        row = self.openai[snapshots[0]]
-        return ChatPrice(row.model, row.base_input, row.base_output, row.base_cached_input,
-                         self.openai_caching if row.base_cached_input is not None else None)
+        return self._chat_price(row.model, row.base_input, row.base_output,
+                                row.base_cached_input)
+
+    def _chat_price(self, model: str, input_: float, output: float,
+                    cached: float | None) -> ChatPrice:
+        """A per-token price, with OpenAI's caching rule where the entry has a cached price."""
+        return ChatPrice(model, input_, output, cached,
+                         self.openai_caching if cached is not None else None)
 
     def openai_entry(self, name: str) -> OpenAIPrice | None:
         """The `openai:` entry of a model or of its dated snapshot (`gpt-4o-mini` ->
@@ -148,8 +152,8 @@ class PriceTable:
         row = self.openai_entry(base)
         if row is None:
             return None
-        return ChatPrice(f"ft:{row.model}", row.ft_input, row.ft_output, row.ft_cached_input,
-                         self.openai_caching if row.ft_cached_input is not None else None)
+        return self._chat_price(f"ft:{row.model}", row.ft_input, row.ft_output,
+                                row.ft_cached_input)
 
     @property
     def default_openai(self) -> OpenAIPrice:

@@ -145,6 +145,19 @@ class ChatCall:
             "usage": _usage(self.prompt_tokens, self.choices)}
 
 
+def project_model(model: str, settings: ServeSettings, store: JobStore, project: str):
+    """The project's own record of `model` and the key it is loaded by (a base model's spec,
+    or its folder under the home).
+
+    Raises:
+        APIError: 404 for a model the project does not have (another project's included).
+    """
+    record = store.get_model(project, model)
+    if record is None:
+        raise not_found("model", model, "model")
+    return record, record.spec if record.kind == "base" else str(settings.home / record.spec)
+
+
 async def start_chat(body: ChatCompletionCreate, settings: ServeSettings, store: JobStore,
                      engine: Engine, project: str) -> ChatCall:
     """Check the request against its model, render it and queue one row per choice.
@@ -154,10 +167,7 @@ async def start_chat(body: ChatCompletionCreate, settings: ServeSettings, store:
             refuses the messages, a prompt over the context (400).
         Busy: the engine's queue is full.
     """
-    record = store.get_model(project, body.model)
-    if record is None:
-        raise not_found("model", body.model, "model")
-    key = record.spec if record.kind == "base" else str(settings.home / record.spec)
+    _, key = project_model(body.model, settings, store, project)
     messages = [m.template_message() for m in body.messages]
     tools = _offered_tools(body)
     names = frozenset(t["function"]["name"] for t in tools or [])

@@ -37,7 +37,8 @@ import httpx
 from tunesmith.errors import UsageError
 from tunesmith.generation import generate
 from tunesmith.modeling import load_for_inference, model_dir, resolve_model, run_final_dir
-from tunesmith.serve.errors import APIError, not_found
+from tunesmith.serve.chat import project_model
+from tunesmith.serve.errors import APIError
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ def vllm_python(given: str | None) -> str:
         candidates.append(str(Path(on_path).resolve().parent / "python"))
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
-            probe = subprocess.run([candidate, "-c", "import vllm"], capture_output=True,
-                                   timeout=300, check=False)
+            probe = subprocess.run(  # found, not imported: vLLM's import takes ~a minute
+                [candidate, "-c", ("import importlib.util, sys; "
+                                   "sys.exit(importlib.util.find_spec('vllm') is None)")],
+                capture_output=True, timeout=60, check=False)
             if probe.returncode == 0:
                 return candidate
     raise ValueError("vLLM is not installed where tunesmith looks for it "
@@ -144,7 +147,7 @@ class VllmServer:
         out = self.log_path.open("a")
         self._proc = subprocess.Popen(self.command(port), stdout=out, stderr=subprocess.STDOUT,
                                       env=env, start_new_session=True,
-                                      preexec_fn=_die_with_parent)
+                                      preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only
         self.generation += 1
         log.info("vLLM starting (pid %d) on 127.0.0.1:%d; log %s", self._proc.pid, port,
                  self.log_path)
@@ -402,18 +405,12 @@ async def relay_chat(body, settings, store, engine: VllmEngine, project: str):
     Returns:
         the `chat.completion` dict, or an async iterator of SSE lines (`stream`).
     """
-    record = store.get_model(project, body.model)
-    if record is None:
-        raise not_found("model", body.model, "model")
-    if record.kind == "base":
-        if record.spec != engine.base_spec:
-            raise APIError(400, f"This server's vLLM engine serves {engine.base_spec} and its "
-                           f"fine-tunes; {body.model} is not it.", param="model",
-                           code="model_not_served")
-        name = await engine.model_name(record.spec, None)
-    else:
-        key = str(settings.home / record.spec)
-        name = await engine.model_name(key, run_final_dir(key))
+    record, key = project_model(body.model, settings, store, project)
+    if record.kind == "base" and record.spec != engine.base_spec:
+        raise APIError(400, f"This server's vLLM engine serves {engine.base_spec} and its "
+                       f"fine-tunes; {body.model} is not it.", param="model",
+                       code="model_not_served")
+    name = await engine.model_name(key, None if record.kind == "base" else run_final_dir(key))
     payload = body.model_dump(exclude_none=True, exclude_unset=True)
     return await engine.chat(payload, name, body.model)
 
